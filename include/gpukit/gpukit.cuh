@@ -1,0 +1,5 @@
+// gpukit/gpukit.cuh — the umbrella header: all of gpukit, GPU paths included. Needs nvcc.
+#pragma once
+
+#include "gpukit/gpukit.hpp"
+#include "gpukit/core.cuh"

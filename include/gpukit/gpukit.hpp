@@ -1,0 +1,5 @@
+// gpukit/gpukit.hpp — everything gpukit offers to a host-only (g++) translation unit:
+// the core layer and the CPU paths of the ops.
+#pragma once
+
+#include "gpukit/core.hpp"

@@ -1,0 +1,79 @@
+# scripts/lib/common.sh — shared by scripts/test and scripts/bench: find or install what
+# gpukit's build needs, then configure and build.
+set -euo pipefail
+
+GPUKIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$GPUKIT_ROOT/build}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+say() { printf '==> %s\n' "$*"; }
+
+# A CUDA toolkit in the usual place works even when nvcc is not on PATH.
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+
+has_header() { printf '#include <%s>\n' "$1" | "${CXX:-c++}" -x c++ -std=c++17 -E - >/dev/null 2>&1; }
+
+# Each entry: "debian-package|header that proves it is there (alternatives with ',')".
+GPUKIT_PACKAGES=(
+  "catch2|catch2/catch.hpp,catch2/catch_test_macros.hpp"
+  "libbenchmark-dev|benchmark/benchmark.h"
+  "libpng-dev|png.h"
+  "libjpeg-dev|jpeglib.h"
+  "nlohmann-json3-dev|nlohmann/json.hpp"
+)
+
+ensure_dependencies() {
+  local missing=() tools=() entry pkg headers h found
+  command -v cmake >/dev/null 2>&1 || tools+=(cmake)
+  command -v "${CXX:-c++}" >/dev/null 2>&1 || tools+=(g++)
+  for entry in "${GPUKIT_PACKAGES[@]}"; do
+    pkg=${entry%%|*}
+    headers=${entry#*|}
+    found=no
+    IFS=',' read -ra hs <<<"$headers"
+    for h in "${hs[@]}"; do has_header "$h" && found=yes && break; done
+    [ "$found" = yes ] || missing+=("$pkg")
+  done
+  local wanted=("${tools[@]}" "${missing[@]}")
+  if [ ${#wanted[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing ${wanted[*]} from the distribution's packages"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq || true
+      apt-get install -y -qq --no-install-recommends "${wanted[@]}" ||
+        { echo "could not install ${wanted[*]}; install them and run again" >&2; exit 1; }
+    else
+      echo "gpukit needs: ${wanted[*]}" >&2
+      echo "on Debian/Ubuntu: sudo apt-get install ${wanted[*]}" >&2
+      exit 1
+    fi
+  fi
+  if ! command -v nvcc >/dev/null 2>&1; then
+    echo "gpukit needs the CUDA toolkit (nvcc, 12.x or 13.x) even to build its CPU paths;" >&2
+    echo "install it from https://developer.nvidia.com/cuda-downloads and put its bin/ on PATH" >&2
+    exit 1
+  fi
+  local cmake_version
+  cmake_version=$(cmake --version | head -n1 | awk '{print $3}')
+  if [ "$(printf '%s\n3.25\n' "$cmake_version" | sort -V | head -n1)" != 3.25 ]; then
+    echo "gpukit needs CMake >= 3.25 (found $cmake_version)" >&2
+    exit 1
+  fi
+}
+
+configure_and_build() {
+  say "configuring in $BUILD_DIR"
+  cmake -S "$GPUKIT_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@"
+  say "building with $JOBS jobs"
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+gpu_summary() {
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    nvidia-smi -L
+  else
+    echo "no GPU visible: GPU cases will be skipped"
+  fi
+}
