@@ -3,7 +3,7 @@
 #pragma once
 
 #include "gpukit/core/config.hpp"
-#include "gpukit/core/copy.hpp"
+#include "gpukit/core/transfer.hpp"
 #include "gpukit/core/device.hpp"
 #include "gpukit/core/device_buffer.hpp"
 #include "gpukit/core/error.hpp"

@@ -3,3 +3,4 @@
 #pragma once
 
 #include "gpukit/core.hpp"
+#include "gpukit/ops.hpp"

@@ -61,9 +61,9 @@ TEST_CASE("device_buffer copies both ways at sizes 0, 1, odd and large", "[gpu][
   REQUIRE(f.to_host(s) == src);
   // span copies device to device and back
   device_buffer<std::int32_t> g(n, s);
-  copy(g.span(), std::as_const(f).span(), s);
+  transfer(g.span(), std::as_const(f).span(), s);
   std::vector<std::int32_t> back(n);
-  copy(make_host_span(back), std::as_const(g).span(), s);
+  transfer(make_host_span(back), std::as_const(g).span(), s);
   REQUIRE(back == src);
 }
 
@@ -86,10 +86,10 @@ TEST_CASE("size mismatches are rejected before anything is copied", "[gpu][buffe
   for (int x : wrong) REQUIRE(x == -1);
   for (int x : d.to_host(s)) REQUIRE(x == 5);
   device_buffer<int> other(9, s);
-  gpukit_test::require_throws_naming<std::invalid_argument>([&] { copy(other.span(), std::as_const(d).span(), s); },
+  gpukit_test::require_throws_naming<std::invalid_argument>([&] { transfer(other.span(), std::as_const(d).span(), s); },
                                                             {"'dst'", "9", "'src'", "8"});
   gpukit_test::require_throws_naming<std::invalid_argument>(
-      [&] { copy(d.span().subspan(0, 4), device_span<const int>(d.span().subspan(2, 4)), s); }, {"overlap"});
+      [&] { transfer(d.span().subspan(0, 4), device_span<const int>(d.span().subspan(2, 4)), s); }, {"overlap"});
 }
 
 TEST_CASE("asking for more than the device has throws out_of_memory, and the next allocation works",

@@ -116,16 +116,16 @@ TEST_CASE("host_buffer: pageable, aligned, move-only", "[core][buffer]") {
       [] { host_buffer<double> huge(std::numeric_limits<std::size_t>::max() / 4); }, {"overflows"});
 }
 
-TEST_CASE("copy between host spans needs no GPU and checks sizes", "[core][copy]") {
+TEST_CASE("transfer between host spans needs no GPU and checks sizes", "[core][copy]") {
   std::vector<int> a(100), b(100, -1), c(99, -1);
   std::iota(a.begin(), a.end(), 7);
-  copy(make_host_span(b), make_host_span(std::as_const(a)));
+  transfer(make_host_span(b), make_host_span(std::as_const(a)));
   CHECK(a == b);
   gpukit_test::require_throws_naming<std::invalid_argument>(
-      [&] { copy(make_host_span(c), make_host_span(std::as_const(a))); }, {"'dst'", "99", "'src'", "100"});
+      [&] { transfer(make_host_span(c), make_host_span(std::as_const(a))); }, {"'dst'", "99", "'src'", "100"});
   for (int x : c) REQUIRE(x == -1);  // nothing written
   auto s = make_host_span(a);
-  gpukit_test::require_throws_naming<std::invalid_argument>([&] { copy(s.subspan(0, 10), host_span<const int>(s.subspan(5, 10))); },
+  gpukit_test::require_throws_naming<std::invalid_argument>([&] { transfer(s.subspan(0, 10), host_span<const int>(s.subspan(5, 10))); },
                                                             {"overlap"});
 }
 

@@ -1,10 +1,10 @@
-// gpukit/core/copy.hpp — explicit copies between any two spans (host↔device,
+// gpukit/core/transfer.hpp — explicit copies between any two spans (host↔device,
 // device↔device, host↔host), ordered on a stream.
 //
 // Contract: dst.size() == src.size() (std::invalid_argument otherwise, nothing copied);
 // the ranges must not overlap. Host-to-host copies are done by the calling thread at
-// once (no GPU needed). copy_async returns once the copy is queued (for pageable
-// host memory the runtime may block while it stages); copy waits for it to finish.
+// once (no GPU needed). transfer_async returns once the copy is queued (for pageable
+// host memory the runtime may block while it stages); transfer waits for it to finish.
 // Host-only: compiles with a plain C++17 compiler.
 #pragma once
 
@@ -26,11 +26,11 @@ constexpr cudaMemcpyKind copy_kind(memory_space dst, memory_space src) noexcept 
 }  // namespace detail
 
 template <class T, memory_space DstSpace, class U, memory_space SrcSpace>
-void copy_async(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s) {
+void transfer_async(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s) {
   static_assert(std::is_same_v<std::remove_cv_t<U>, T>, "gpukit::copy: source and destination element types differ");
-  detail::require(dst.size() == src.size(), "gpukit::copy",
+  detail::require(dst.size() == src.size(), "gpukit::transfer",
                   "argument 'dst' has " + std::to_string(dst.size()) + " elements, 'src' " + std::to_string(src.size()));
-  detail::require(!detail::overlaps(dst, src), "gpukit::copy", "arguments 'dst' and 'src' overlap");
+  detail::require(!detail::overlaps(dst, src), "gpukit::transfer", "arguments 'dst' and 'src' overlap");
   if (dst.empty()) return;
   if constexpr (DstSpace == memory_space::host && SrcSpace == memory_space::host) {
     std::memcpy(dst.data(), src.data(), dst.size_bytes());  // needs no GPU; the caller orders it after GPU writers
@@ -40,8 +40,8 @@ void copy_async(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s) {
 }
 
 template <class T, memory_space DstSpace, class U, memory_space SrcSpace>
-void copy(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s = {}) {
-  copy_async(dst, src, s);
+void transfer(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s = {}) {
+  transfer_async(dst, src, s);
   if constexpr (DstSpace != memory_space::host || SrcSpace != memory_space::host) s.synchronize();
 }
 

@@ -1,0 +1,29 @@
+// gpukit/ops/detail/cub_call.cuh — runs a CUB device algorithm with its temporary storage
+// taken from a stream-ordered device_buffer (freed on the stream after the kernels).
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "gpukit/ops/detail/cub_call.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
+#endif
+
+#include "gpukit/core/device_buffer.hpp"
+#include "gpukit/core/error.hpp"
+#include "gpukit/core/executor.hpp"
+
+#include <cstddef>
+
+namespace gpukit::detail {
+
+/// `call(void* temp, std::size_t& bytes)` is invoked twice, CUB-style: once to size the
+/// temporary storage, once to run. `what` names the algorithm in error messages.
+template <class Call>
+void cub_with_temp_storage(const cuda_executor& exec, const char* what, Call call) {
+  std::size_t bytes = 0;
+  cudaError_t status = call(nullptr, bytes);
+  if (status != cudaSuccess) throw_cuda_error(status, std::string(what) + " (sizing)", __FILE__, __LINE__);
+  device_buffer<unsigned char> temp(bytes == 0 ? 1 : bytes, exec.stream());
+  status = call(temp.data(), bytes);
+  if (status != cudaSuccess) throw_cuda_error(status, what, __FILE__, __LINE__);
+}
+
+}  // namespace gpukit::detail

@@ -1,0 +1,7 @@
+// Must NOT compile: a host-only (g++) file calling an op with a cuda_executor. The GPU path
+// needs nvcc, and gpukit says so at compile time instead of failing at run time.
+#include "gpukit/gpukit.hpp"
+
+void misuse(gpukit::device_buffer<float>& a, gpukit::device_buffer<float>& out) {
+  gpukit::exp(gpukit::cuda_executor{}, a, out);
+}
