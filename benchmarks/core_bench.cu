@@ -1,7 +1,7 @@
-// Core cases: host<->device transfers (pageable and pinned), the device copy, and the
-// seed's vector-add kernel against the CPU loop at 2^20, 2^24 and 2^28 floats.
+// Core cases: host<->device transfers (pageable and pinned) and the device copy. The
+// seed's vector add is benchmarked with the other elementwise ops (ops_bench.cu, vadd_f32).
+#include "gpukit/core.cuh"
 #include "support/harness.hpp"
-#include "vector_add/vector_add.cuh"
 
 #include <memory>
 #include <vector>
@@ -34,7 +34,7 @@ void register_transfers() {
   }
 }
 
-void register_device_copy_and_vector_add() {
+void register_device_copy() {
   for (int p : {20, 24, 28}) {
     const std::size_t n = std::size_t{1} << p;
     add_gpu_case("device_copy", "cudaMemcpy", n, 2.0 * n * sizeof(float), n, [=](gpukit::stream_view s) {
@@ -44,26 +44,6 @@ void register_device_copy_and_vector_add() {
         GPUKIT_CUDA_TRY(cudaMemcpyAsync(b->data(), a->data(), a->bytes(), cudaMemcpyDeviceToDevice, st));
       };
     });
-    const double bytes = 3.0 * n * sizeof(float);
-    add_gpu_case("vector_add", "gpu", n, bytes, n, [=](gpukit::stream_view s) {
-      std::vector<float> host(n);
-      fill_pattern(host.data(), n);
-      auto a = std::make_shared<gpukit::device_buffer<float>>(gpukit::device_buffer<float>::from_host(host, s));
-      auto b = std::make_shared<gpukit::device_buffer<float>>(a->clone(s));
-      auto c = std::make_shared<gpukit::device_buffer<float>>(n, s);
-      return [=](gpukit::stream_view st) {
-        vector_add_demo::vector_add(gpukit::cuda_executor(st), std::as_const(*a).span(), std::as_const(*b).span(),
-                                    c->span());
-      };
-    });
-    add_cpu_case("vector_add", "cpu", n, bytes, n, [=] {
-      auto a = std::make_shared<gpukit::host_buffer<float>>(n), b = std::make_shared<gpukit::host_buffer<float>>(n),
-           c = std::make_shared<gpukit::host_buffer<float>>(n);
-      fill_pattern(a->data(), n);
-      fill_pattern(b->data(), n);
-      fill_pattern(c->data(), n);  // first touch by the same threads that will run the loop
-      return [=] { vector_add_demo::vector_add(gpukit::cpu_executor{}, std::as_const(*a).span(), std::as_const(*b).span(), c->span()); };
-    });
   }
 }
 
@@ -71,7 +51,7 @@ void register_device_copy_and_vector_add() {
 
 void register_core_cases() {
   register_transfers();
-  register_device_copy_and_vector_add();
+  register_device_copy();
 }
 
 }  // namespace gpukit_bench

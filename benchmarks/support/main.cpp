@@ -12,6 +12,7 @@
 
 namespace gpukit_bench {
 void register_core_cases();  // core_bench.cu
+void register_ops_cases();   // ops_bench.cu
 }  // namespace gpukit_bench
 
 int main(int argc, char** argv) try {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) try {
   benchmark::AddCustomContext("cpu_threads", std::to_string(gpukit::cpu_executor{}.threads()));
 
   gpukit_bench::register_core_cases();
+  gpukit_bench::register_ops_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   gpukit_bench::print_summary(table_path);

@@ -10,9 +10,10 @@ using namespace ops_test;
 
 namespace {
 
-// Both executors' sums sit within c·ε·Σ|x| of the exact sum, c growing with log2(n) for
-// the GPU's tree and with the per-thread chunk for the CPU's double accumulator; 64 is
-// far above either and far below what a lost or doubled element would cost.
+// Both executors' sums of random reals sit within c·ε·Σ|x| of the exact sum: the GPU's
+// tree grows c with log2(n), the CPU's blocked lanes with block/lanes + blocks per thread;
+// on random data both stay well under 64. (Lost or doubled elements are caught by the
+// exact whole-number sums below, which no tolerance could.)
 constexpr double sum_ulps = 64.0;
 
 template <class T>
@@ -116,6 +117,33 @@ void check_reductions(where w) {
   }
 }
 
+// Small whole numbers make every partial sum exact in float and double, whatever the
+// grouping: the sums must then be exact, so a lost or doubled element cannot hide inside a
+// rounding tolerance.
+template <class T>
+void check_exact_sums(where w) {
+  test_stream owner(w);
+  for (std::size_t n : sizes(w, std::is_same_v<T, float>)) {
+    CAPTURE(n);
+    const auto whole = gpukit_test::random_values<int>(n, -3, 4, 57 + n);  // integers in [-3, 3]
+    const std::vector<T> x(whole.begin(), whole.end());
+    long double s = 0, q = 0;
+    for (const T v : x) s += v, q += static_cast<long double>(v) * v;
+    double got_sum = 0, got_dot = 0;
+    if (w == where::cpu) {
+      got_sum = gpukit::sum(cpu_executor{}, x);
+      got_dot = gpukit::dot(cpu_executor{}, x, x);
+    } else {
+      const cuda_executor exec(owner.view);
+      const auto d = device_buffer<T>::from_host(x, owner.view);
+      got_sum = gpukit::sum(exec, d);
+      got_dot = gpukit::dot(exec, d, d);
+    }
+    REQUIRE(got_sum == static_cast<double>(s));
+    REQUIRE(got_dot == static_cast<double>(q));
+  }
+}
+
 template <class T>
 void check_product(where w) {
   // ±1 for integers and values near 1 for floats, so the product neither overflows nor
@@ -200,6 +228,12 @@ TEMPLATE_TEST_CASE("reductions on the CPU", "[ops][reduce]", float, double, std:
 }
 TEMPLATE_TEST_CASE("reductions on the GPU", "[gpu][ops][reduce]", float, double, std::int32_t, std::int64_t) {
   check_reductions<TestType>(where::gpu);
+}
+TEMPLATE_TEST_CASE("sums of whole numbers are exact on the CPU", "[ops][reduce]", float, double) {
+  check_exact_sums<TestType>(where::cpu);
+}
+TEMPLATE_TEST_CASE("sums of whole numbers are exact on the GPU", "[gpu][ops][reduce]", float, double) {
+  check_exact_sums<TestType>(where::gpu);
 }
 TEMPLATE_TEST_CASE("product on the CPU", "[ops][reduce]", float, double, std::int32_t, std::int64_t) {
   check_product<TestType>(where::cpu);

@@ -27,16 +27,16 @@ constexpr cudaMemcpyKind copy_kind(memory_space dst, memory_space src) noexcept 
 
 template <class T, memory_space DstSpace, class U, memory_space SrcSpace>
 void transfer_async(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s) {
-  static_assert(std::is_same_v<std::remove_cv_t<U>, T>, "gpukit::copy: source and destination element types differ");
+  static_assert(std::is_same_v<std::remove_cv_t<U>, T>, "gpukit::transfer: source and destination element types differ");
   detail::require(dst.size() == src.size(), "gpukit::transfer",
                   "argument 'dst' has " + std::to_string(dst.size()) + " elements, 'src' " + std::to_string(src.size()));
   detail::require(!detail::overlaps(dst, src), "gpukit::transfer", "arguments 'dst' and 'src' overlap");
   if (dst.empty()) return;
   if constexpr (DstSpace == memory_space::host && SrcSpace == memory_space::host) {
     std::memcpy(dst.data(), src.data(), dst.size_bytes());  // needs no GPU; the caller orders it after GPU writers
-    return;
+  } else {
+    GPUKIT_CUDA_TRY(cudaMemcpyAsync(dst.data(), src.data(), dst.size_bytes(), detail::copy_kind(DstSpace, SrcSpace), s));
   }
-  GPUKIT_CUDA_TRY(cudaMemcpyAsync(dst.data(), src.data(), dst.size_bytes(), detail::copy_kind(DstSpace, SrcSpace), s));
 }
 
 template <class T, memory_space DstSpace, class U, memory_space SrcSpace>

@@ -15,7 +15,7 @@
 //   argmax and mean of nothing are undefined and throw std::invalid_argument.
 // - argmin/argmax report the first index of the extreme value. NaN inputs give an
 //   unspecified result for min, max, argmin and argmax.
-// - transform_reduce's op must be associative (and is applied in an unspecified order).
+// - transform_reduce's op must be associative and commutative (values are regrouped).
 #pragma once
 
 #include "gpukit/core/executor.hpp"
@@ -58,10 +58,14 @@ template <class T>
 void arg_extreme_into(const cpu_executor& exec, host_span<const T> x, bool want_max, value_index_pair<T>* result) {
   const auto n = static_cast<std::int64_t>(x.size());
   const T* p = x.data();
-  auto better = [want_max](T a, T b) { return want_max ? b < a : a < b; };  // strict: first index wins ties
+  // Ties go to the lower index, which makes the op commutative as the CPU fold requires.
+  const auto prefer = [want_max](const value_index_pair<T>& a, const value_index_pair<T>& b) {
+    const bool a_wins = want_max ? b.value < a.value : a.value < b.value;
+    const bool tie = !(a.value < b.value) && !(b.value < a.value);
+    return a_wins || (tie && a.index < b.index) ? a : b;
+  };
   const auto best = reduce_impl_cpu<value_index_pair<T>>(
-      exec, n, value_index_pair<T>{p[0], 0},
-      [&](value_index_pair<T> a, value_index_pair<T> b) { return better(b.value, a.value) ? b : a; },
+      exec, n, value_index_pair<T>{p[0], 0}, prefer,
       [p](std::int64_t i) { return value_index_pair<T>{p[i], i}; });
   *result = best;
 }
@@ -292,7 +296,8 @@ bool all(const Exec& exec, const X& x, P pred) {
   return count_if(exec, x, pred) == static_cast<std::int64_t>(detail::input_for<Exec>(x).size());
 }
 
-/// reduce_op over transform_op(x[i]), starting from init; reduce_op associative.
+/// reduce_op over transform_op(x[i]), starting from init; reduce_op associative and
+/// commutative.
 template <class Exec, class X, class R, class ReduceOp, class TransformOp>
 R transform_reduce(const Exec& exec, const X& x, R init, ReduceOp reduce_op, TransformOp transform_op) {
   return detail::reduce_to_host(exec, detail::general_reduction<Exec>(x, init, reduce_op, transform_op));
