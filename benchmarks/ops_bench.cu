@@ -225,7 +225,7 @@ void register_reductions(std::size_t n) {
         GPUKIT_CUDA_TRY(cub::DeviceReduce::Sum(nullptr, bytes_needed, x->data(), out->data(), static_cast<std::int64_t>(n), s.value()));
       }
       auto temp = std::make_shared<gpukit::device_buffer<unsigned char>>(bytes_needed + 1, s);
-      return [=](gpukit::stream_view st) {
+      return [x, y, out, temp, terms, bytes_needed, is_dot, n](gpukit::stream_view st) {  // y lives as long as terms
         std::size_t b = bytes_needed;
         if (is_dot) {
           GPUKIT_CUDA_TRY(cub::DeviceReduce::Sum(temp->data(), b, terms, out->data(), static_cast<std::int64_t>(n), st.value()));

@@ -108,6 +108,7 @@ void add_gpu_case(const std::string& family, const std::string& variant, std::si
                                  record(state, proto, median(times));
                                })
       ->UseManualTime()
+      ->MinTime(0.2)  // hundreds of cases: keep a full run within minutes
       ->Unit(benchmark::kMicrosecond);
 }
 
@@ -128,6 +129,7 @@ void add_cpu_case(const std::string& family, const std::string& variant, std::si
                                  record(state, proto, median(times));
                                })
       ->UseRealTime()
+      ->MinTime(0.2)
       ->Unit(benchmark::kMicrosecond);
 }
 

@@ -123,7 +123,7 @@ void check_reductions(where w) {
 template <class T>
 void check_exact_sums(where w) {
   test_stream owner(w);
-  for (std::size_t n : sizes(w, std::is_same_v<T, float>)) {
+  for (std::size_t n : sizes(w)) {  // up to 1e6·3² < 2^24: every partial sum exact in float
     CAPTURE(n);
     const auto whole = gpukit_test::random_values<int>(n, -3, 4, 57 + n);  // integers in [-3, 3]
     const std::vector<T> x(whole.begin(), whole.end());
@@ -217,7 +217,9 @@ void check_scans(where w) {
     gpukit_test::require_close(got_inc, inc, sum_ulps, mag);
     gpukit_test::require_close(got_exc, exc, sum_ulps, mag);
     gpukit_test::require_close(got_max, running_max, 0.0);
-    gpukit_test::require_identical(in_place, got_inc);
+    // CUB's float scans are not bit-reproducible from run to run (the look-back combines
+    // prefixes in timing-dependent order), so in place is held to the same tolerance.
+    gpukit_test::require_close(in_place, inc, sum_ulps, mag);
   }
 }
 

@@ -32,12 +32,16 @@ namespace detail {
 // Below this many elements the OpenMP team costs more than the loop.
 inline constexpr std::ptrdiff_t parallel_threshold = 1 << 15;
 
+// Raw pointers as plain parameters: the loop the compiler sees is the textbook one.
+template <class T, class F, class... U>
+void transform_loop(int threads, std::ptrdiff_t n, T* o, F f, const U*... in) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > parallel_threshold)
+  for (std::ptrdiff_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(in[i]...));
+}
+
 template <class T, class F, class... U>
 void transform_impl(const cpu_executor& exec, host_span<T> out, F f, host_span<const U>... in) {
-  const auto n = static_cast<std::ptrdiff_t>(out.size());
-  T* o = out.data();
-#pragma omp parallel for num_threads(exec.threads()) schedule(static) if (n > parallel_threshold)
-  for (std::ptrdiff_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(in.data()[i]...));
+  transform_loop(exec.threads(), static_cast<std::ptrdiff_t>(out.size()), out.data(), f, in.data()...);
 }
 
 template <class T, class G>
