@@ -12,6 +12,7 @@
 
 namespace gpukit_bench {
 void register_core_cases();  // core_bench.cu
+void register_fractal_cases();  // fractal_bench.cu
 void register_ops_cases();   // ops_bench.cu
 }  // namespace gpukit_bench
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) try {
   benchmark::AddCustomContext("cpu_threads", std::to_string(gpukit::cpu_executor{}.threads()));
 
   gpukit_bench::register_core_cases();
+  gpukit_bench::register_fractal_cases();
   gpukit_bench::register_ops_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -1,0 +1,244 @@
+// Fractal cases: the seed article's scene and four harder ones, each rendered by gpukit's
+// GPU path ("gpu"), by the article's algorithm as a plain one-thread-per-pixel kernel
+// ("plain") and by the CPU fallback ("cpu") in the same run.
+//
+//   mandelbrot_seed       1536 x 1024, [-2, 1] x [-1, 1], 20 iterations, double, uint8
+//   mandelbrot_full_f64   8192 x 8192, [-2, 1] x [-1.5, 1.5], 4096 iterations, double
+//   mandelbrot_full_f32   the same in float
+//   mandelbrot_boundary   4096 x 4096 of seahorse valley (no cardioid interior), 4096 iterations
+//   mandelbrot_deep_dd    1024 x 1024 at pixel size 1e-14, 20000 iterations, double-double
+//                         (the plain kernel runs it in double: a speed reference only)
+//
+// The CPU renders the big scenes downscaled (same view, fewer pixels: a 2-core CI machine
+// finishes the whole program in a few minutes), so compare per-iteration rates there.
+//
+// items = iterations actually iterated: for gpu and cpu, what the work-saving algorithm
+// performs (count_iterations: interior tests and periodicity skip the rest); for plain, what
+// the article's loop performs, min(count + 1, max_iters) per pixel. They are counted once at
+// registration (on the GPU when there is one; the GPU and CPU counts agree exactly).
+//
+// The floating-point ceiling, in iterations per second:
+//   SMs x SM clock x FP lanes per SM per clock / FP instructions per iteration
+// with 64 FP64 lanes per SM on H100/H200 (compute capability 9.0; 128 for FP32), and the
+// FP instructions of each inner loop counted in its PTX: gpukit 7 for float and double
+// (3 mul, 3 add/sub, 1 fma), 63 for double-double; the plain kernel 10 (9 arithmetic and the
+// DSETP of its |z|² test; gpukit tests the high word on the integer pipe instead).
+// H200: 132 x 1.98 GHz x 64 / 7 = 2.39 Titer/s in double. At exit the program prints each
+// case's Mpixel/s, Giter/s and fraction of that ceiling.
+#include "gpukit/fractal/mandelbrot.cuh"
+#include "support/harness.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace gpukit_bench {
+namespace {
+
+namespace fr = gpukit::fractal;
+
+struct scene_case {
+  std::string family;
+  fr::scene gpu;           ///< the full-size scene
+  fr::scene cpu;           ///< the CPU's (possibly downscaled) version of it
+  double bounds[4];        ///< the view as bounds, for the plain kernel
+  int fp_ops_gpu;          ///< FP instructions per iteration of gpukit's loop
+  bool fp32;               ///< which FP pipe bounds the loop
+};
+
+fr::scene with_size(fr::scene s, std::size_t width, std::size_t height) {
+  // Same region, other pixel count: rescale the steps so the view's extent is unchanged.
+  const double sx = static_cast<double>(s.view.width) / width, sy = static_cast<double>(s.view.height) / height;
+  s.view.step_x = s.view.step_x * sx;
+  s.view.step_y = s.view.step_y * sy;
+  s.view.offset_x = s.view.offset_x == 0.0 ? 0.0 : static_cast<double>(width / 2) + (width % 2 ? 0.5 : 0.0);
+  s.view.offset_y = s.view.offset_y == 0.0 ? 0.0 : static_cast<double>(height / 2) + (height % 2 ? 0.5 : 0.0);
+  s.view.width = width;
+  s.view.height = height;
+  return s;
+}
+
+std::vector<scene_case> scenes() {
+  std::vector<scene_case> out;
+  auto add = [&](const std::string& family, fr::scene s, std::size_t cpu_size, int ops, bool fp32) {
+    scene_case c{family, s, s, {}, ops, fp32};
+    if (cpu_size != 0) c.cpu = with_size(s, cpu_size, cpu_size * s.view.height / s.view.width);
+    const auto& v = s.view;
+    c.bounds[0] = v.origin_x.hi - v.offset_x * v.step_x.hi;
+    c.bounds[1] = c.bounds[0] + static_cast<double>(v.width) * v.step_x.hi;
+    c.bounds[2] = v.origin_y.hi - v.offset_y * v.step_y.hi;
+    c.bounds[3] = c.bounds[2] + static_cast<double>(v.height) * v.step_y.hi;
+    out.push_back(c);
+  };
+  fr::scene seed;  // the article's defaults
+  add("mandelbrot_seed", seed, 0, 7, false);
+
+  fr::scene full;
+  full.view = fr::bounds_view(-2.0, 1.0, -1.5, 1.5, 8192, 8192);
+  full.max_iters = 4096;
+  add("mandelbrot_full_f64", full, 512, 7, false);
+  full.prec = fr::precision::f32;
+  add("mandelbrot_full_f32", full, 512, 7, true);
+
+  fr::scene valley;
+  valley.view = fr::centered_view(fr::dd_from(-0.743643887037151), fr::dd_from(0.131825904205330), 0.004 / 4096, 4096,
+                                  4096);
+  valley.max_iters = 4096;
+  add("mandelbrot_boundary", valley, 256, 7, false);
+
+  fr::scene deep;
+  deep.view = fr::centered_view(fr::parse_dd("-0.743643887037158704752191506114774"),
+                                fr::parse_dd("0.131825904205311970493132056385139"), 1e-14, 1024, 1024);
+  deep.max_iters = 20000;
+  deep.prec = fr::precision::dd;
+  add("mandelbrot_deep_dd", deep, 64, 63, false);
+  return out;
+}
+
+/// Per case: what the exit summary needs besides the harness's record.
+struct case_info {
+  double pixels = 0;
+  int fp_ops = 0;  ///< 0: no FP ceiling (CPU)
+  bool fp32 = false;
+};
+std::map<std::string, case_info>& infos() {
+  static std::map<std::string, case_info> m;
+  return m;
+}
+std::string key(const std::string& family, const std::string& variant, std::size_t n) {
+  return family + "/" + variant + "/" + size_label(n);
+}
+
+/// FP lanes of the whole chip per second (SMs x clock x lanes per SM), 0 without a GPU.
+/// FP64 lanes per SM: 64 on the data-centre chips (compute capability x.0: A100, H100/H200,
+/// B200), 2 on the others; FP32: 128 (64 on A100, counted as 128 here would overstate, so
+/// 64 for 8.0).
+double fp_lanes_per_second(bool fp32) {
+  if (!gpukit::is_cuda_available()) return 0;
+  const auto info = gpukit::device_properties(gpukit::current_device());
+  const bool datacentre = info.compute_capability_major >= 8 && info.compute_capability_minor == 0;
+  const double fp64_lanes = datacentre ? 64.0 : 2.0;
+  const double fp32_lanes = info.compute_capability() == 80 ? 64.0 : 128.0;
+  return static_cast<double>(info.sm_count) * info.clock_rate_khz * 1e3 * (fp32 ? fp32_lanes : fp64_lanes);
+}
+
+struct work_counts {
+  double performed = 0;  ///< iterations the work-saving algorithm performs
+  double article = 0;    ///< iterations the article's loop performs
+};
+
+template <class Exec>
+work_counts count_work(const Exec& exec, const fr::scene& s) {
+  const std::size_t n = s.view.width * s.view.height;
+  std::vector<std::uint32_t> counts, work;
+  if constexpr (gpukit::is_gpu_executor_v<Exec>) {
+    gpukit::device_buffer<std::uint32_t> c(n, exec.stream()), w(n, exec.stream());
+    fr::escape_time(exec, s, c.span());
+    fr::count_iterations(exec, s, w.span());
+    counts = c.to_host(exec.stream());
+    work = w.to_host(exec.stream());
+  } else {
+    counts.resize(n);
+    work.resize(n);
+    fr::escape_time(exec, s, gpukit::make_host_span(counts));
+    fr::count_iterations(exec, s, gpukit::make_host_span(work));
+  }
+  work_counts r;
+  for (std::size_t i = 0; i < n; ++i) {
+    r.performed += work[i];
+    r.article += std::min<double>(counts[i] + 1.0, s.max_iters);
+  }
+  return r;
+}
+
+work_counts count_work(const fr::scene& s) {
+  if (gpukit::is_cuda_available()) {
+    gpukit::stream st;
+    return count_work(gpukit::cuda_executor(st.view()), s);
+  }
+  return count_work(gpukit::cpu_executor{}, s);
+}
+
+void register_scene(const scene_case& c) {
+  const bool gpu = gpukit::is_cuda_available();
+  const std::size_t n = c.gpu.view.width * c.gpu.view.height;
+  const double bytes = 0;  // compute-bound: no bandwidth figure
+  const work_counts w = gpu ? count_work(c.gpu) : work_counts{};
+  infos()[key(c.family, "gpu", n)] = {static_cast<double>(n), c.fp_ops_gpu, c.fp32};
+  infos()[key(c.family, "plain", n)] = {static_cast<double>(n), 10, c.fp32};
+  const fr::scene s = c.gpu;
+  add_gpu_case(c.family, "gpu", n, bytes, w.performed, [=](gpukit::stream_view st) {
+    auto img = std::make_shared<gpukit::device_buffer<std::uint8_t>>(n, st);
+    return [=](gpukit::stream_view call_stream) { fr::escape_time(gpukit::cuda_executor(call_stream), s, img->span()); };
+  });
+  const std::vector<double> b(c.bounds, c.bounds + 4);
+  const bool fp32 = c.fp32;
+  add_gpu_case(c.family, "plain", n, bytes, w.article, [=](gpukit::stream_view st) {
+    auto img = std::make_shared<gpukit::device_buffer<std::uint8_t>>(n, st);
+    return [=](gpukit::stream_view call_stream) {
+      const gpukit::cuda_executor exec(call_stream);
+      const auto width = s.view.width, height = s.view.height;
+      if (fp32)
+        fr::plain_escape_time<float, std::uint8_t>(exec, b[0], b[1], b[2], b[3], s.max_iters, width, height, img->span());
+      else
+        fr::plain_escape_time<double, std::uint8_t>(exec, b[0], b[1], b[2], b[3], s.max_iters, width, height, img->span());
+    };
+  });
+  const std::size_t cn = c.cpu.view.width * c.cpu.view.height;
+  const work_counts cw = gpu && cn == n ? w : count_work(c.cpu);
+  infos()[key(c.family, "cpu", cn)] = {static_cast<double>(cn), 0, c.fp32};
+  const fr::scene cs = c.cpu;
+  add_cpu_case(c.family, "cpu", cn, 0, cw.performed, [=] {
+    auto img = std::make_shared<gpukit::host_buffer<std::uint8_t>>(cn);
+    return [=] { fr::escape_time(gpukit::cpu_executor{}, cs, img->span()); };
+  });
+}
+
+void print_fractal_summary() {
+  bool any = false;
+  for (const auto& r : results()) any = any || infos().count(r.family + "/" + r.variant + "/" + r.size) != 0;
+  if (!any) return;
+  const double fp64 = fp_lanes_per_second(false), fp32 = fp_lanes_per_second(true);
+  std::printf("\nFractal cases (Giter/s = iterations actually iterated; ceiling = SMs x clock x FP lanes/SM/clk / FP "
+              "instructions per iteration)\n");
+  if (fp64 > 0) std::printf("FP lanes: %.1f T/s FP64, %.1f T/s FP32\n", fp64 / 1e12, fp32 / 1e12);
+  std::printf("| case | size | variant | time (ms) | Mpixel/s | Giter/s | of FP ceiling | vs plain |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : results()) {
+    const auto it = infos().find(r.family + "/" + r.variant + "/" + r.size);
+    if (it == infos().end()) continue;
+    const case_info& info = it->second;
+    std::string ceiling, vs_plain;
+    char text[64];
+    const double lanes = info.fp32 ? fp32 : fp64;
+    if (info.fp_ops > 0 && lanes > 0) {
+      std::snprintf(text, sizeof text, "%.1f%%", 100.0 * r.items * info.fp_ops / r.seconds / lanes);
+      ceiling = text;
+    }
+    for (const auto& o : results())
+      if (o.family == r.family && o.size == r.size && o.variant == "plain" && r.variant != "plain") {
+        std::snprintf(text, sizeof text, "%.2fx", o.seconds / r.seconds);
+        vs_plain = text;
+      }
+    std::printf("| %s | %s | %s | %.3f | %.1f | %.2f | %s | %s |\n", r.family.c_str(), r.size.c_str(), r.variant.c_str(),
+                r.seconds * 1e3, info.pixels / r.seconds / 1e6, r.items / r.seconds / 1e9, ceiling.c_str(),
+                vs_plain.c_str());
+  }
+}
+
+}  // namespace
+
+void register_fractal_cases() {
+  // Both registries are constructed before the exit handler is registered, so they are
+  // destroyed after it has run.
+  (void)results();
+  (void)infos();
+  std::atexit(print_fractal_summary);
+  for (const auto& c : scenes()) register_scene(c);
+}
+
+}  // namespace gpukit_bench

@@ -1,0 +1,99 @@
+// gpukit/fractal/supersample.hpp — coloured images on the CPU: colouring a smooth-count
+// image, and rendering with N × N supersampling (anti-aliasing).
+//
+// Supersampling: pixel (x, y) takes the samples at x + (2i + 1 − N)/(2N), y + (2j + 1 − N)/(2N)
+// for i, j in [0, N) — a regular grid centred on the pixel's own coordinate, so N = 1 gives
+// exactly the unsupersampled image — colours each sample and averages the colours.
+//
+// The GPU versions are in gpukit/fractal/mandelbrot.cuh. Colours computed on the CPU and on
+// the GPU may differ by one step per channel (the logarithms of the smooth count are not
+// correctly rounded on either side); the counts underneath are identical.
+//
+// Host-only header: compiles with a plain C++17 compiler.
+#pragma once
+
+#include "gpukit/core/executor.hpp"
+#include "gpukit/core/span.hpp"
+#include "gpukit/fractal/colour.hpp"
+#include "gpukit/fractal/iteration.hpp"
+#include "gpukit/fractal/scene.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace gpukit::fractal {
+
+/// Largest supersampling factor (N × N samples per pixel).
+inline constexpr std::uint32_t max_supersampling = 16;
+
+namespace detail {
+
+inline void require_supersampling(std::uint32_t aa, const char* where) {
+  require(aa >= 1 && aa <= max_supersampling, where,
+          "argument 'aa' = " + std::to_string(aa) + " is outside [1, " + std::to_string(max_supersampling) + "]");
+}
+
+/// The colour of pixel (x, y) from aa × aa samples.
+template <class T>
+GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std::uint32_t aa, std::uint32_t x,
+                                                  std::uint32_t y) {
+  float r = 0.0f, g = 0.0f, b = 0.0f;
+  const double inv = 1.0 / (2.0 * aa);
+  for (std::uint32_t j = 0; j < aa; ++j) {
+    const double ky = static_cast<double>(y) + static_cast<double>(2 * j + 1) * inv - 0.5;
+    for (std::uint32_t i = 0; i < aa; ++i) {
+      const double kx = static_cast<double>(x) + static_cast<double>(2 * i + 1) * inv - 0.5;
+      const escape_result e = escape_pixel<true, T>(s, kx, ky);
+      const rgbf c = colour_of_f(e.smooth, s.max_iters, p);
+      r += c.r;
+      g += c.g;
+      b += c.b;
+    }
+  }
+  const float n = static_cast<float>(aa * aa);
+  return {to_byte(r / n), to_byte(g / n), to_byte(b / n)};
+}
+
+}  // namespace detail
+
+/// out[i] = colour_of(smooth[i], max_iters, p) on the CPU. Sizes must agree
+/// (std::invalid_argument otherwise, nothing written).
+inline void colourize(const cpu_executor& exec, host_span<const float> smooth, std::uint32_t max_iters, palette p,
+                      host_span<rgb8> out) {
+  const char* where = "gpukit::fractal::colourize";
+  detail::require(smooth.size() == out.size(), where,
+                  "arguments 'smooth' and 'out' have " + std::to_string(smooth.size()) + " and " +
+                      std::to_string(out.size()) + " elements");
+  detail::require(max_iters >= 1, where, "argument 'max_iters' = 0 must be >= 1");
+  const auto n = static_cast<std::ptrdiff_t>(out.size());
+#pragma omp parallel for num_threads(exec.threads()) schedule(static)
+  for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = colour_of(smooth[i], max_iters, p);
+}
+
+/// The coloured image of `s` with aa × aa samples per pixel (aa in [1, 16]) on the CPU,
+/// row-major. `out` must hold width · height pixels; everything is validated first.
+inline void render_rgb(const cpu_executor& exec, const scene& s, palette p, std::uint32_t aa, host_span<rgb8> out) {
+  const char* where = "gpukit::fractal::render_rgb";
+  detail::validate(s, where);
+  detail::require_supersampling(aa, where);
+  detail::require_output(s, out.size(), where);
+  const auto width = static_cast<std::uint32_t>(s.view.width);
+  const auto height = static_cast<std::ptrdiff_t>(s.view.height);
+  rgb8* data = out.data();
+#pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
+  for (std::ptrdiff_t y = 0; y < height; ++y) {
+    for (std::uint32_t x = 0; x < width; ++x) {
+      const auto yy = static_cast<std::uint32_t>(y);
+      rgb8 c{};
+      switch (s.prec) {
+        case precision::f32: c = detail::supersampled_pixel<float>(s, p, aa, x, yy); break;
+        case precision::f64: c = detail::supersampled_pixel<double>(s, p, aa, x, yy); break;
+        case precision::dd: c = detail::supersampled_pixel<dd_real>(s, p, aa, x, yy); break;
+      }
+      data[static_cast<std::size_t>(y) * width + x] = c;
+    }
+  }
+}
+
+}  // namespace gpukit::fractal
