@@ -200,18 +200,23 @@ void register_reductions(std::size_t n) {
   for (bool is_dot : {false, true}) {
     const std::string family = (is_dot ? "dot_" : "sum_") + t;
     const double bytes = (is_dot ? 2.0 : 1.0) * n * sizeof(T);
-    add_gpu_case(family, "gpu", n, bytes, n, [n, is_dot](gpukit::stream_view s) {
-      auto x = device_input<T>(n, s, 1), y = device_input<T>(n, s, 2);
-      auto out = std::make_shared<gpukit::device_buffer<R>>(1, s);
-      return [=](gpukit::stream_view st) {
-        const gpukit::cuda_executor e(st);
-        if (is_dot) {
-          gpukit::dot_async(e, *x, *y, *out);
-        } else {
-          gpukit::sum_async(e, *x, *out);
-        }
-      };
-    });
+    // "gpu" reuses a workspace, as a loop of reductions should; "gpu_no_ws" allocates its
+    // temporary storage on every call, the default without one.
+    for (bool with_workspace : {true, false}) {
+      add_gpu_case(family, with_workspace ? "gpu" : "gpu_no_ws", n, bytes, n, [n, is_dot, with_workspace](gpukit::stream_view s) {
+        auto x = device_input<T>(n, s, 1), y = device_input<T>(n, s, 2);
+        auto out = std::make_shared<gpukit::device_buffer<R>>(1, s);
+        auto ws = std::make_shared<gpukit::workspace>(s);
+        return [=](gpukit::stream_view st) {
+          const gpukit::cuda_executor e = with_workspace ? gpukit::cuda_executor(st, *ws) : gpukit::cuda_executor(st);
+          if (is_dot) {
+            gpukit::dot_async(e, *x, *y, *out);
+          } else {
+            gpukit::sum_async(e, *x, *out);
+          }
+        };
+      });
+    }
     add_gpu_case(family, "cub", n, bytes, n, [n, is_dot](gpukit::stream_view s) {
       auto x = device_input<T>(n, s, 1), y = device_input<T>(n, s, 2);
       auto out = std::make_shared<gpukit::device_buffer<R>>(1, s);

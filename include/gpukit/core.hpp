@@ -13,3 +13,4 @@
 #include "gpukit/core/stream.hpp"
 #include "gpukit/core/timer.hpp"
 #include "gpukit/core/views.hpp"
+#include "gpukit/core/workspace.hpp"

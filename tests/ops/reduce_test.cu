@@ -281,6 +281,33 @@ TEST_CASE("async reductions leave the result on the device", "[gpu][ops][reduce]
                                                             {"gpukit::sum_async", "'result'", "2"});
 }
 
+TEST_CASE("a workspace is reused by reductions and scans on its stream", "[gpu][ops][reduce]") {
+  stream s;
+  workspace ws(s);
+  const cuda_executor exec(s.view(), ws);
+  CHECK(exec.scratch() == &ws);
+  for (std::size_t n : {std::size_t{31}, std::size_t{1000003}, std::size_t{4000037}, std::size_t{17}}) {
+    CAPTURE(n);
+    const auto whole = gpukit_test::random_values<int>(n, -3, 4, 5 + n);
+    const std::vector<float> x(whole.begin(), whole.end());
+    const auto d = device_buffer<float>::from_host(x, s);
+    double expected = 0;
+    for (float v : x) expected += v;
+    REQUIRE(gpukit::sum(exec, d) == expected);  // whole numbers: exact
+    device_buffer<float> scanned(n, s);
+    gpukit::inclusive_scan(exec, d, scanned);
+    REQUIRE(scanned.to_host(s).back() == expected);
+    CHECK(ws.capacity() > 0);
+  }
+  const std::size_t grown = ws.capacity();
+  const auto d = device_buffer<float>::from_host(std::vector<float>(100, 1.0f), s);
+  REQUIRE(gpukit::sum(exec, d) == 100.0f);
+  CHECK(ws.capacity() == grown);  // a smaller job reuses the block
+  stream other;
+  gpukit_test::require_throws_naming<std::invalid_argument>([&] { cuda_executor bad(other.view(), ws); },
+                                                            {"'ws'", "another stream"});
+}
+
 TEST_CASE("argmin and argmax report the first of equal extremes", "[ops][reduce]") {
   const std::vector<int> x{5, 1, 9, 1, 9, 3};
   CHECK(gpukit::argmin(cpu_executor{}, x).index == 1);

@@ -19,6 +19,7 @@
 #include "gpukit/core/host_buffer.hpp"
 #include "gpukit/core/stream.hpp"
 #include "gpukit/core/timer.hpp"
+#include "gpukit/core/workspace.hpp"
 
 #include <string>
 #include <type_traits>
@@ -65,8 +66,17 @@ class cuda_executor {
                     "argument 'device' = " + std::to_string(device) + " is not a device (device_count() = " +
                         std::to_string(count) + ")");
   }
+  /// Work goes to `s`, and ops that need scratch memory reuse `ws`, which must belong to
+  /// `s` and outlive every op queued through this executor.
+  cuda_executor(stream_view s, workspace& ws) : cuda_executor(s) {
+    detail::require(ws.stream() == s, "gpukit::cuda_executor",
+                    "argument 'ws' belongs to another stream than argument 's'");
+    workspace_ = &ws;
+  }
 
   stream_view stream() const noexcept { return stream_; }
+  /// The workspace ops may reuse, or nullptr (then they allocate per call).
+  workspace* scratch() const noexcept { return workspace_; }
   int device() const noexcept { return device_; }
   /// Waits for everything queued on the executor's stream.
   void synchronize() const { stream_.synchronize(); }
@@ -75,6 +85,7 @@ class cuda_executor {
  private:
   stream_view stream_{};
   int device_ = 0;
+  workspace* workspace_ = nullptr;
 };
 
 using any_executor = std::variant<cpu_executor, cuda_executor>;
