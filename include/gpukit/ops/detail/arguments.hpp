@@ -59,23 +59,25 @@ host_span<T> as_output(std::vector<T, A>& v) noexcept {
   return {v.data(), v.size()};
 }
 
-/// The span an input argument becomes, checked against the executor's memory space.
-template <class Exec, class X>
-auto input_for(const X& x) {
-  auto s = as_input(x);
-  static_assert(decltype(s)::space == space_of_v<Exec>,
+template <class Exec, class Span>
+constexpr void require_executor_memory() {
+  static_assert(Span::space == space_of_v<Exec>,
                 "gpukit: memory does not match the executor: cpu_executor ops take host memory "
                 "(host_span, host_buffer, std::vector), cuda_executor ops take device memory "
                 "(device_span, device_buffer)");
+}
+
+/// The span an input (output) argument becomes, checked against the executor's memory space.
+template <class Exec, class X>
+auto input_for(const X& x) {
+  auto s = as_input(x);
+  require_executor_memory<Exec, decltype(s)>();
   return s;
 }
 template <class Exec, class X>
 auto output_for(X&& x) {
   auto s = as_output(x);
-  static_assert(decltype(s)::space == space_of_v<Exec>,
-                "gpukit: memory does not match the executor: cpu_executor ops take host memory "
-                "(host_span, host_buffer, std::vector), cuda_executor ops take device memory "
-                "(device_span, device_buffer)");
+  require_executor_memory<Exec, decltype(s)>();
   return s;
 }
 
