@@ -1,6 +1,9 @@
 // Fractal cases: the seed article's scene and four harder ones, each rendered by gpukit's
-// GPU path ("gpu"), by the article's algorithm as a plain one-thread-per-pixel kernel
-// ("plain") and by the CPU fallback ("cpu") in the same run.
+// GPU path ("gpu", the automatic strategy), by each GPU strategy forced ("gpu_simple" = one
+// thread per pixel, "gpu_ilp2" = two pixels per thread interleaved, "gpu_refill" = lane
+// refill), by the article's algorithm as a plain one-thread-per-pixel kernel ("plain") and
+// by the CPU fallback ("cpu") in the same run; and, with gpu and the strategies only,
+// smaller scenes at a few iteration limits, where the automatic rule's thresholds lie.
 //
 //   mandelbrot_seed       1536 x 1024, [-2, 1] x [-1, 1], 20 iterations, double, uint8
 //   mandelbrot_full_f64   8192 x 8192, [-2, 1] x [-1.5, 1.5], 4096 iterations, double
@@ -8,14 +11,20 @@
 //   mandelbrot_boundary   4096 x 4096 of seahorse valley (no cardioid interior), 4096 iterations
 //   mandelbrot_deep_dd    1024 x 1024 at pixel size 1e-14, 20000 iterations, double-double
 //                         (the plain kernel runs it in double: a speed reference only)
+//   mandelbrot_full_iN    2048 x 2048 of the whole set, N = 64, 256, 1024 iterations, double
+//   mandelbrot_boundary_iN  2048 x 2048 of seahorse valley, N = 256, 1024 iterations, double
 //
 // The CPU renders the big scenes downscaled (same view, fewer pixels: a 2-core CI machine
 // finishes the whole program in a few minutes), so compare per-iteration rates there.
 //
+// Every GPU strategy is checked once at registration: its counts must equal the CPU's on
+// the CPU's (downscaled) scene, and the automatic path's on the full scene. A strategy that
+// differs is reported as an error instead of being timed.
+//
 // items = iterations actually iterated: for gpu and cpu, what the work-saving algorithm
 // performs (count_iterations: interior tests and periodicity skip the rest); for plain, what
 // the article's loop performs, min(count + 1, max_iters) per pixel. They are counted once at
-// registration (on the GPU when there is one; the GPU and CPU counts agree exactly).
+// registration, for the GPU cases on the GPU (every strategy performs the same iterations).
 //
 // The floating-point ceiling, in iterations per second:
 //   SMs x SM clock x FP lanes per SM per clock / FP instructions per iteration
@@ -34,6 +43,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gpukit_bench {
@@ -48,6 +58,14 @@ struct scene_case {
   double bounds[4];        ///< the view as bounds, for the plain kernel
   int fp_ops_gpu;          ///< FP instructions per iteration of gpukit's loop
   bool fp32;               ///< which FP pipe bounds the loop
+  bool yardsticks;         ///< also time the plain kernel and the CPU
+};
+
+/// The strategies timed next to the automatic one, with their variant names.
+const std::pair<fr::gpu_strategy, const char*> strategies[] = {
+    {fr::gpu_strategy::per_pixel, "gpu_simple"},
+    {fr::gpu_strategy::pixel_pairs, "gpu_ilp2"},
+    {fr::gpu_strategy::lane_refill, "gpu_refill"},
 };
 
 fr::scene with_size(fr::scene s, std::size_t width, std::size_t height) {
@@ -64,8 +82,9 @@ fr::scene with_size(fr::scene s, std::size_t width, std::size_t height) {
 
 std::vector<scene_case> scenes() {
   std::vector<scene_case> out;
-  auto add = [&](const std::string& family, fr::scene s, std::size_t cpu_size, int ops, bool fp32) {
-    scene_case c{family, s, s, {}, ops, fp32};
+  auto add = [&](const std::string& family, fr::scene s, std::size_t cpu_size, int ops, bool fp32,
+                 bool yardsticks = true) {
+    scene_case c{family, s, s, {}, ops, fp32, yardsticks};
     if (cpu_size != 0) c.cpu = with_size(s, cpu_size, cpu_size * s.view.height / s.view.width);
     const auto& v = s.view;
     c.bounds[0] = v.origin_x.hi - v.offset_x * v.step_x.hi;
@@ -96,6 +115,20 @@ std::vector<scene_case> scenes() {
   deep.max_iters = 20000;
   deep.prec = fr::precision::dd;
   add("mandelbrot_deep_dd", deep, 64, 63, false);
+
+  // Where the automatic rule's thresholds lie: the whole set and a zoom at a few limits.
+  fr::scene sweep;
+  sweep.view = fr::bounds_view(-2.0, 1.0, -1.5, 1.5, 2048, 2048);
+  for (std::uint32_t iters : {64u, 256u, 1024u}) {
+    sweep.max_iters = iters;
+    add("mandelbrot_full_i" + std::to_string(iters), sweep, 256, 7, false, false);
+  }
+  sweep.view = fr::centered_view(fr::dd_from(-0.743643887037151), fr::dd_from(0.131825904205330), 0.004 / 2048, 2048,
+                                 2048);
+  for (std::uint32_t iters : {256u, 1024u}) {
+    sweep.max_iters = iters;
+    add("mandelbrot_boundary_i" + std::to_string(iters), sweep, 128, 7, false, false);
+  }
   return out;
 }
 
@@ -129,6 +162,7 @@ double fp_lanes_per_second(bool fp32) {
 struct work_counts {
   double performed = 0;  ///< iterations the work-saving algorithm performs
   double article = 0;    ///< iterations the article's loop performs
+  std::vector<std::uint32_t> counts;
 };
 
 template <class Exec>
@@ -152,29 +186,70 @@ work_counts count_work(const Exec& exec, const fr::scene& s) {
     r.performed += work[i];
     r.article += std::min<double>(counts[i] + 1.0, s.max_iters);
   }
+  r.counts = std::move(counts);
   return r;
 }
 
-work_counts count_work(const fr::scene& s) {
-  if (gpukit::is_cuda_available()) {
-    gpukit::stream st;
-    return count_work(gpukit::cuda_executor(st.view()), s);
-  }
-  return count_work(gpukit::cpu_executor{}, s);
+std::vector<std::uint32_t> gpu_counts(const fr::scene& s, fr::gpu_strategy g) {
+  gpukit::stream st;
+  gpukit::device_buffer<std::uint32_t> c(s.view.width * s.view.height, st);
+  fr::escape_time(gpukit::cuda_executor(st.view()), s, c.span(), g);
+  return c.to_host(st);
+}
+
+/// Empty when `got` equals `want`; otherwise where and how they first differ.
+std::string first_difference(const std::vector<std::uint32_t>& got, const std::vector<std::uint32_t>& want,
+                             const fr::scene& s, const char* against) {
+  std::size_t differing = 0, first = 0;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    if (got[i] != want[i] && differing++ == 0) first = i;
+  if (differing == 0) return "";
+  return std::to_string(differing) + " counts differ from the " + against + "'s on the " +
+         std::to_string(s.view.width) + " x " + std::to_string(s.view.height) + " scene, first at pixel (" +
+         std::to_string(first % s.view.width) + ", " + std::to_string(first / s.view.width) + "): " +
+         std::to_string(got[first]) + " instead of " + std::to_string(want[first]);
+}
+
+/// A case that reports `why` instead of running.
+void add_failed_case(const std::string& name, const std::string& why) {
+  benchmark::RegisterBenchmark(name.c_str(), [why](benchmark::State& state) { state.SkipWithError(why.c_str()); });
 }
 
 void register_scene(const scene_case& c) {
   const bool gpu = gpukit::is_cuda_available();
   const std::size_t n = c.gpu.view.width * c.gpu.view.height;
+  const std::size_t cn = c.cpu.view.width * c.cpu.view.height;
   const double bytes = 0;  // compute-bound: no bandwidth figure
-  const work_counts w = gpu ? count_work(c.gpu) : work_counts{};
-  infos()[key(c.family, "gpu", n)] = {static_cast<double>(n), c.fp_ops_gpu, c.fp32};
-  infos()[key(c.family, "plain", n)] = {static_cast<double>(n), 10, c.fp32};
+  const work_counts cw = count_work(gpukit::cpu_executor{}, c.cpu);
+  work_counts w;
+  if (gpu) {
+    gpukit::stream st;
+    w = count_work(gpukit::cuda_executor(st.view()), c.gpu);
+  }
   const fr::scene s = c.gpu;
-  add_gpu_case(c.family, "gpu", n, bytes, w.performed, [=](gpukit::stream_view st) {
-    auto img = std::make_shared<gpukit::device_buffer<std::uint8_t>>(n, st);
-    return [=](gpukit::stream_view call_stream) { fr::escape_time(gpukit::cuda_executor(call_stream), s, img->span()); };
-  });
+  const auto add_gpu_variant = [&](const char* variant, fr::gpu_strategy g) {
+    const std::string name = key(c.family, variant, n);
+    if (gpu) {
+      std::string wrong = first_difference(gpu_counts(c.cpu, g), cw.counts, c.cpu, "CPU");
+      if (wrong.empty() && cn != n) wrong = first_difference(gpu_counts(s, g), w.counts, s, "automatic GPU path");
+      if (!wrong.empty()) {
+        add_failed_case(name, std::string(variant) + ": " + wrong);
+        return;
+      }
+    }
+    infos()[name] = {static_cast<double>(n), c.fp_ops_gpu, c.fp32};
+    add_gpu_case(c.family, variant, n, bytes, w.performed, [=](gpukit::stream_view st) {
+      auto img = std::make_shared<gpukit::device_buffer<std::uint8_t>>(n, st);
+      return [=](gpukit::stream_view call_stream) {
+        fr::escape_time(gpukit::cuda_executor(call_stream), s, img->span(), g);
+      };
+    });
+  };
+  add_gpu_variant("gpu", fr::gpu_strategy::automatic);
+  for (const auto& [g, variant] : strategies) add_gpu_variant(variant, g);
+  if (!c.yardsticks) return;
+
+  infos()[key(c.family, "plain", n)] = {static_cast<double>(n), 10, c.fp32};
   const std::vector<double> b(c.bounds, c.bounds + 4);
   const bool fp32 = c.fp32;
   add_gpu_case(c.family, "plain", n, bytes, w.article, [=](gpukit::stream_view st) {
@@ -188,8 +263,6 @@ void register_scene(const scene_case& c) {
         fr::plain_escape_time<double, std::uint8_t>(exec, b[0], b[1], b[2], b[3], s.max_iters, width, height, img->span());
     };
   });
-  const std::size_t cn = c.cpu.view.width * c.cpu.view.height;
-  const work_counts cw = gpu && cn == n ? w : count_work(c.cpu);
   infos()[key(c.family, "cpu", cn)] = {static_cast<double>(cn), 0, c.fp32};
   const fr::scene cs = c.cpu;
   add_cpu_case(c.family, "cpu", cn, 0, cw.performed, [=] {

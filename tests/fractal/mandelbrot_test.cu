@@ -1,7 +1,8 @@
 // The GPU path against the CPU path: identical counts (bit for bit, no tolerance) on the
 // seed scene, a zoomed boundary scene, the whole set, a Julia set and a double-double deep
-// zoom, in every precision; identical work counts; smooth counts and colours within
-// rounding; the article's plain kernel within its FMA tolerance; bad input.
+// zoom, in every precision and with every GPU strategy; identical work counts; smooth
+// counts and colours within rounding; the article's plain kernel within its FMA tolerance;
+// bad input.
 #include "gpukit/fractal/mandelbrot.cuh"
 #include "scenes.hpp"
 #include "support/catch.hpp"
@@ -26,19 +27,22 @@ std::vector<Out> cpu_image(const scene& s) {
 }
 
 template <class Out>
-std::vector<Out> gpu_image(const scene& s) {
+std::vector<Out> gpu_image(const scene& s, gpu_strategy g = gpu_strategy::automatic) {
   gpukit::stream st;
   gpukit::device_buffer<Out> out(s.view.width * s.view.height, st);
-  escape_time(cuda_executor(st.view()), s, out.span());
+  escape_time(cuda_executor(st.view()), s, out.span(), g);
   return out.to_host(st);
 }
 
-std::vector<std::uint32_t> gpu_work(const scene& s) {
+std::vector<std::uint32_t> gpu_work(const scene& s, gpu_strategy g = gpu_strategy::automatic) {
   gpukit::stream st;
   gpukit::device_buffer<std::uint32_t> out(s.view.width * s.view.height, st);
-  count_iterations(cuda_executor(st.view()), s, out.span());
+  count_iterations(cuda_executor(st.view()), s, out.span(), g);
   return out.to_host(st);
 }
+
+const gpu_strategy every_strategy[] = {gpu_strategy::automatic, gpu_strategy::per_pixel, gpu_strategy::pixel_pairs,
+                                       gpu_strategy::lane_refill};
 
 std::vector<std::uint32_t> cpu_work(const scene& s) {
   std::vector<std::uint32_t> out(s.view.width * s.view.height);
@@ -62,6 +66,17 @@ void require_identical(const std::vector<T>& gpu, const std::vector<T>& cpu, std
 
 void require_same_counts(const scene& s) {
   require_identical(gpu_image<std::uint32_t>(s), cpu_image<std::uint32_t>(s), s.view.width);
+}
+
+/// Every strategy: the CPU's counts and the CPU's iterations performed, bit for bit.
+void require_every_strategy_exact(const scene& s) {
+  const auto counts = cpu_image<std::uint32_t>(s);
+  const auto work = cpu_work(s);
+  for (gpu_strategy g : every_strategy) {
+    INFO("strategy " << to_string(g));
+    require_identical(gpu_image<std::uint32_t>(s, g), counts, s.view.width);
+    require_identical(gpu_work(s, g), work, s.view.width);
+  }
 }
 
 }  // namespace
@@ -118,8 +133,43 @@ TEST_CASE("double-double on the GPU equals the CPU and keeps the deep zoom's det
   require_identical(gpu_image<std::uint32_t>(seed), cpu_image<std::uint32_t>(fractal_test::seed()), seed.view.width);
 }
 
-TEST_CASE("1 x 1 and odd sizes on the GPU", "[fractal][gpu]") {
-  const std::size_t sizes[][2] = {{1, 1}, {1, 37}, {37, 1}, {7, 5}, {33, 17}, {257, 3}};
+TEST_CASE("every GPU strategy gives the CPU's counts on the seed, boundary and Julia scenes", "[fractal][gpu]") {
+  const scene seed = fractal_test::seed();
+  require_every_strategy_exact(seed);
+  const auto bytes = cpu_image<std::uint8_t>(seed);
+  for (gpu_strategy g : every_strategy) {
+    INFO("strategy " << to_string(g));
+    require_identical(gpu_image<std::uint8_t>(seed, g), bytes, seed.view.width);
+  }
+  for (auto p : {precision::f64, precision::f32}) {
+    INFO(to_string(p));
+    scene s = fractal_test::boundary(256, 2000);
+    s.prec = p;
+    require_every_strategy_exact(s);
+    s = fractal_test::julia(300, 200, 1000);
+    s.prec = p;
+    require_every_strategy_exact(s);
+  }
+  // 2^30 pixel-iterations: the refill kernel's batches come from its atomic counter.
+  require_every_strategy_exact(fractal_test::boundary(512, 4096));
+}
+
+TEST_CASE("every GPU strategy gives the CPU's counts on the whole set and in double-double", "[fractal][gpu]") {
+  scene s = fractal_test::full(256, 3000);
+  require_every_strategy_exact(s);
+  s.interior_checks = false;
+  s.periodicity = false;
+  require_every_strategy_exact(s);
+  s = fractal_test::full(200, 100);  // below the automatic rule's threshold, no periodicity
+  s.prec = precision::f32;
+  require_every_strategy_exact(s);
+  require_every_strategy_exact(fractal_test::deep(40, 20000));
+}
+
+TEST_CASE("every GPU strategy handles 1 x 1, thin and odd sizes", "[fractal][gpu]") {
+  // Warp tiles are 8 x 4 per pixel of a thread (8 x 8 for pairs), block tiles 16 wide and
+  // 2 warp tiles high: sizes on both sides of each.
+  const std::size_t sizes[][2] = {{1, 1}, {1, 37}, {37, 1}, {7, 5}, {9, 5}, {16, 8}, {17, 9}, {33, 17}, {16, 33}, {257, 3}};
   for (const auto& wh : sizes) {
     for (auto p : {precision::f64, precision::f32, precision::dd}) {
       scene s;
@@ -127,19 +177,43 @@ TEST_CASE("1 x 1 and odd sizes on the GPU", "[fractal][gpu]") {
       s.max_iters = 300;
       s.prec = p;
       INFO(wh[0] << " x " << wh[1] << ", " << to_string(p));
-      require_same_counts(s);
+      require_every_strategy_exact(s);
+      s.julia = true;
+      require_every_strategy_exact(s);
     }
   }
 }
 
-TEST_CASE("smooth counts on the GPU agree with the CPU to rounding", "[fractal][gpu]") {
+TEST_CASE("the automatic strategy follows its documented rule", "[fractal][gpu]") {
+  using detail::choose_strategy;
+  scene s = fractal_test::seed();
+  CHECK(choose_strategy(s) == gpu_strategy::per_pixel);
+  s.max_iters = detail::per_pixel_max_iters;
+  s.prec = precision::dd;
+  CHECK(choose_strategy(s) == gpu_strategy::per_pixel);  // short orbits: per pixel whatever the precision
+  s.max_iters = detail::per_pixel_max_iters + 1;
+  CHECK(choose_strategy(s) == gpu_strategy::lane_refill);
+  s = fractal_test::full(8192, 4096);  // wide view: per pixel however long the orbits
+  CHECK(choose_strategy(s) == gpu_strategy::per_pixel);
+  s = fractal_test::boundary(4096, detail::refill_min_iters);  // a zoom with long orbits
+  CHECK(choose_strategy(s) == gpu_strategy::lane_refill);
+  s.prec = precision::f32;
+  CHECK(choose_strategy(s) == gpu_strategy::lane_refill);
+  s.max_iters = detail::refill_min_iters - 1;
+  CHECK(choose_strategy(s) == gpu_strategy::per_pixel);
+}
+
+TEST_CASE("smooth counts from every GPU strategy agree with the CPU to rounding", "[fractal][gpu]") {
   for (auto p : {precision::f64, precision::f32, precision::dd}) {
-    scene s = fractal_test::boundary(p == precision::dd ? 64 : 256, 1000);
+    scene s = fractal_test::boundary(p == precision::dd ? 40 : 128, 1000);
     s.prec = p;
-    const auto gpu = gpu_image<float>(s), cpu = cpu_image<float>(s);
-    for (std::size_t i = 0; i < gpu.size(); ++i) {
-      INFO(to_string(p) << ", pixel " << i << ": gpu " << gpu[i] << ", cpu " << cpu[i]);
-      REQUIRE(std::abs(gpu[i] - cpu[i]) <= 1e-4f * std::max(1.0f, cpu[i]));
+    const auto cpu = cpu_image<float>(s);
+    for (gpu_strategy g : every_strategy) {
+      const auto gpu = gpu_image<float>(s, g);
+      for (std::size_t i = 0; i < gpu.size(); ++i) {
+        INFO(to_string(p) << ", " << to_string(g) << ", pixel " << i << ": gpu " << gpu[i] << ", cpu " << cpu[i]);
+        REQUIRE(std::abs(gpu[i] - cpu[i]) <= 1e-4f * std::max(1.0f, cpu[i]));
+      }
     }
   }
 }
@@ -228,6 +302,10 @@ TEST_CASE("bad input on the GPU path is rejected before anything is queued", "[f
   require_throws_naming<std::invalid_argument>([&] { count_iterations(exec, bad, out.span()); }, {"'view.step_x'"});
   require_throws_naming<std::invalid_argument>(
       [&] { escape_time(exec, ok, gpukit::device_span<std::uint32_t>(out.data(), 15)); }, {"'out'", "15", "16"});
+  require_throws_naming<std::invalid_argument>(
+      [&] { escape_time(exec, ok, out.span(), static_cast<gpu_strategy>(7)); }, {"'strategy'", "7"});
+  require_throws_naming<std::invalid_argument>(
+      [&] { count_iterations(exec, ok, out.span(), static_cast<gpu_strategy>(-1)); }, {"'strategy'", "-1"});
   gpukit::device_buffer<rgb8> rgb(16, st);
   require_throws_naming<std::invalid_argument>([&] { render_rgb(exec, ok, palette::gray, 0, rgb.span()); }, {"'aa'", "0"});
   require_throws_naming<std::invalid_argument>(

@@ -129,14 +129,16 @@ void cpu_lane_group(const scene& s, std::size_t y, std::size_t x0, std::size_t n
       count[l] = n_ok;
     }
   };
-  using block = std::integral_constant<int, static_cast<int>(period_block)>;
+  // Blocks of escape_block steps between the checks for live lanes (groups whose lanes
+  // all escape early stop early), the periodicity test after every whole period.
+  using block = std::integral_constant<int, static_cast<int>(escape_block)>;
   using single = std::integral_constant<int, 1>;
   const bool periodicity = periodicity_on(s);
   std::uint32_t i = 0;
-  while (any && s.max_iters - i >= period_block) {
+  while (any && s.max_iters - i >= escape_block) {
     step_lanes(block{});
-    i += period_block;
-    if (periodicity) {
+    i += escape_block;
+    if (periodicity && i % period_block == 0) {
       const bool save = save_point(i);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {

@@ -20,8 +20,8 @@
 //   point that passes has an attracting cycle with room to spare: the rounded orbit is
 //   trapped just like the exact one. The disks were chosen where the cycle's multiplier
 //   stays below 0.9 (checked by the tests).
-// - periodicity (for max_iters >= 64): every 4th iteration z is compared, bit for bit,
-//   with a saved z (saved at iterations 4, 8, 16, 32, ...). The same bits give the same
+// - periodicity (for max_iters >= 64): every 8th iteration z is compared, bit for bit,
+//   with a saved z (saved at iterations 8, 16, 32, 64, ...). The same bits give the same
 //   future, so a repeat means the orbit is a cycle that has not escaped and never will:
 //   count = max_iters.
 //
@@ -155,8 +155,14 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool same_point(const orbit<dd_real>& a, c
          bits(a.zi.lo) == bits(b.zi.lo);
 }
 
-/// Block length of the periodicity schedule (and of the kernels' unrolled inner loop).
-inline constexpr std::uint32_t period_block = 4;
+/// Block length of the periodicity schedule: iterations between two comparisons. Every 8
+/// rather than every 4 halves the GPU's instructions spent on the comparison (and on
+/// saving z), which compete with the FP64 operations for issue slots; a cycle is still
+/// seen within 8 iterations of the first repeat after a save.
+inline constexpr std::uint32_t period_block = 8;
+/// Steps between two escape branches (step_block); period_block is a multiple of it.
+inline constexpr std::uint32_t escape_block = 4;
+static_assert(period_block % escape_block == 0, "a period is a whole number of escape blocks");
 
 /// Periodicity is checked only for max_iters >= 64: shorter orbits rarely close a cycle
 /// in time, and the check would cost more than it saves.
@@ -164,7 +170,7 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool periodicity_on(const scene& s) {
   return s.periodicity && s.max_iters >= 64;
 }
 
-/// Whether z is saved after `done` iterations (done a multiple of period_block): 4, 8, 16, ...
+/// Whether z is saved after `done` iterations (done a multiple of period_block): 8, 16, 32, ...
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool save_point(std::uint32_t done) { return (done & (done - 1)) == 0; }
 
 // --- interior tests ---------------------------------------------------------------------
@@ -277,22 +283,69 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE escape_result interior_result(std::uint32_
 
 // --- one pixel, start to end ------------------------------------------------------------
 
-/// Iterates one orbit with the periodicity schedule. The kernels' and the CPU lanes' loops
-/// follow the same schedule, so they stop at the same iteration as this function.
+/// The first set flag of a block's escape tests (at least one is set).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint32_t first_escape(const bool (&out)[escape_block]) {
+  std::uint32_t first = escape_block - 1;
+  for (std::uint32_t u = escape_block - 1; u-- > 0;) first = out[u] ? u : first;
+  return first;
+}
+
+/// escape_block steps of `o`, testing every step but branching once: whether any step
+/// escaped, with each step's test in `out` (first_escape finds the first). Steps after an
+/// escape still run and may overflow to inf or NaN; nothing reads them (the caller re-runs
+/// the block from its start when it needs z at the escape), and IEEE arithmetic does not
+/// trap. Why: with a branch per step the GPU's inner loop issued more than one other
+/// instruction per FP64 instruction and could not keep the FP64 pipe busy.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool step_block(orbit<T>& o, T cr, T ci, bool (&out)[escape_block]) {
+  bool any = false;
+  for (std::uint32_t u = 0; u < escape_block; ++u) {
+    step(o, cr, ci);
+    out[u] = escaped(o);
+    any = any | out[u];
+  }
+  return any;
+}
+
+/// The result of an orbit that escaped at step `index` of the block that started at
+/// `start` after `done` iterations (re-run up to the escape when the smooth count needs z
+/// there).
 template <bool Smooth, class T>
-GPUKIT_HOST_DEVICE inline escape_result iterate(orbit<T> o, T cr, T ci, std::uint32_t max_iters, bool periodicity) {
-  orbit<T> saved = o;
-  std::uint32_t i = 0;
-  while (max_iters - i >= period_block) {
-    for (std::uint32_t u = 0; u < period_block; ++u) {
-      step(o, cr, ci);
-      if (escaped(o)) return escaped_result<Smooth>(o, cr, ci, i + u, max_iters);
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE escape_result block_escape_result(orbit<T> start, T cr, T ci, std::uint32_t done,
+                                                                       std::uint32_t index, std::uint32_t max_iters) {
+  if constexpr (Smooth) {
+    for (std::uint32_t u = 0; u <= index; ++u) step(start, cr, ci);
+  }
+  return escaped_result<Smooth>(start, cr, ci, done + index, max_iters);
+}
+
+/// One period of the schedule, period_block steps after `done` iterations: true when the
+/// orbit escaped in it, with its result in `r`.
+template <bool Smooth, class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool escapes_in_period(orbit<T>& o, T cr, T ci, std::uint32_t done,
+                                                             std::uint32_t max_iters, escape_result& r) {
+  for (std::uint32_t b = 0; b < period_block; b += escape_block) {
+    const orbit<T> start = o;
+    bool out[escape_block];
+    if (step_block(o, cr, ci, out)) {
+      r = block_escape_result<Smooth>(start, cr, ci, done + b, first_escape(out), max_iters);
+      return true;
     }
-    i += period_block;
-    if (periodicity) {
-      if (same_point(o, saved)) return interior_result(max_iters, i);
-      if (save_point(i)) saved = o;
-    }
+  }
+  return false;
+}
+
+/// The last partial period (fewer than period_block iterations left after `done`): a
+/// block while one fits, then single steps. Always decides the pixel.
+template <bool Smooth, class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE escape_result finish(orbit<T>& o, T cr, T ci, std::uint32_t done,
+                                                           std::uint32_t max_iters) {
+  std::uint32_t i = done;
+  if (max_iters - i >= escape_block) {
+    const orbit<T> start = o;
+    bool out[escape_block];
+    if (step_block(o, cr, ci, out)) return block_escape_result<Smooth>(start, cr, ci, i, first_escape(out), max_iters);
+    i += escape_block;
   }
   for (; i < max_iters; ++i) {
     step(o, cr, ci);
@@ -301,41 +354,80 @@ GPUKIT_HOST_DEVICE inline escape_result iterate(orbit<T> o, T cr, T ci, std::uin
   return interior_result(max_iters, max_iters);
 }
 
-/// The starting point and the constant of pixel coordinate (kx, ky) (fractional for
-/// supersampling).
+/// Iterates one orbit with the periodicity schedule. The kernels' and the CPU lanes' loops
+/// follow the same schedule, so they stop at the same iteration as this function.
+template <bool Smooth, class T>
+GPUKIT_HOST_DEVICE inline escape_result iterate(orbit<T> o, T cr, T ci, std::uint32_t max_iters, bool periodicity) {
+  orbit<T> saved = o;
+  std::uint32_t i = 0;
+  while (max_iters - i >= period_block) {
+    escape_result r{};
+    if (escapes_in_period<Smooth>(o, cr, ci, i, max_iters, r)) return r;
+    i += period_block;
+    if (periodicity) {
+      if (same_point(o, saved)) return interior_result(max_iters, i);
+      if (save_point(i)) saved = o;
+    }
+  }
+  return finish<Smooth>(o, cr, ci, i, max_iters);
+}
+
+/// An orbit in progress, for the lane-refill kernel, which hands a lane from pixel to pixel
+/// between periods: where it is, the point saved for the periodicity test, its constant
+/// and the iterations done (a multiple of period_block until the last period).
 template <class T>
-struct pixel_start {
-  orbit<T> o;
+struct orbit_run {
+  orbit<T> o, saved;
   T cr, ci;
-  bool interior;  ///< an interior test decided: count = max_iters without iterating
+  std::uint32_t done;
 };
 
+/// iterate() one period at a time: runs one period of the schedule — or, with fewer than
+/// period_block iterations left, the rest of the orbit. Returns true when the pixel is
+/// decided, with its result in `r`.
+template <bool Smooth, class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool advance(orbit_run<T>& run, std::uint32_t max_iters, bool periodicity,
+                                                   escape_result& r) {
+  if (max_iters - run.done < period_block) {
+    r = finish<Smooth>(run.o, run.cr, run.ci, run.done, max_iters);
+    return true;
+  }
+  if (escapes_in_period<Smooth>(run.o, run.cr, run.ci, run.done, max_iters, r)) return true;
+  run.done += period_block;
+  if (periodicity) {
+    if (same_point(run.o, run.saved)) {
+      r = interior_result(max_iters, run.done);
+      return true;
+    }
+    if (save_point(run.done)) run.saved = run.o;
+  }
+  return false;
+}
+
+/// The orbit of plane point (re, im), before its first iteration.
 template <class T>
-GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE pixel_start<T> start_pixel(const scene& s, double kx, double ky) {
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE orbit_run<T> start_at(const scene& s, T re, T im) {
+  const orbit<T> o = s.julia ? start_orbit(re, im) : start_orbit(T{}, T{});
+  if (s.julia) return {o, o, to_number<T>(s.julia_re), to_number<T>(s.julia_im), 0};
+  return {o, o, re, im, 0};
+}
+
+/// Whether an interior test proves that plane point (re, im) never escapes.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool decided_interior(const scene& s, T re, T im) {
+  return !s.julia && s.interior_checks && known_interior(leading(re), leading(im), fine_margin_for<T>);
+}
+
+/// One pixel (or one supersample) at pixel coordinate (kx, ky) (fractional for
+/// supersampling) with every work-saving the scene allows.
+template <bool Smooth, class T>
+GPUKIT_HOST_DEVICE inline escape_result escape_pixel(const scene& s, double kx, double ky) {
   const viewport& v = s.view;
   const T re = pixel_coordinate<T>(v.origin_x, v.step_x, v.offset_x, kx);
   const T im = pixel_coordinate<T>(v.origin_y, v.step_y, v.offset_y, ky);
-  pixel_start<T> p;
-  if (s.julia) {
-    p.o = start_orbit(re, im);
-    p.cr = to_number<T>(s.julia_re);
-    p.ci = to_number<T>(s.julia_im);
-    p.interior = false;
-  } else {
-    p.o = start_orbit(T{}, T{});
-    p.cr = re;
-    p.ci = im;
-    p.interior = s.interior_checks && known_interior(leading(re), leading(im), fine_margin_for<T>);
-  }
-  return p;
-}
-
-/// One pixel (or one supersample) with every work-saving the scene allows.
-template <bool Smooth, class T>
-GPUKIT_HOST_DEVICE inline escape_result escape_pixel(const scene& s, double kx, double ky) {
-  const pixel_start<T> p = start_pixel<T>(s, kx, ky);
-  if (p.interior) return interior_result(s.max_iters, 0);
-  return iterate<Smooth>(p.o, p.cr, p.ci, s.max_iters, periodicity_on(s));
+  if (decided_interior(s, re, im)) return interior_result(s.max_iters, 0);
+  const orbit_run<T> run = start_at(s, re, im);
+  return iterate<Smooth>(run.o, run.cr, run.ci, s.max_iters, periodicity_on(s));
 }
 
 // --- output element types ---------------------------------------------------------------

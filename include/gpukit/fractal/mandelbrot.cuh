@@ -5,23 +5,17 @@
 //   gpukit::device_buffer<std::uint8_t> img(sc.view.width * sc.view.height, s);
 //   gpukit::fractal::escape_time(gpukit::cuda_executor(s), sc, img.span());
 //
-// Same scenes, same counts (bit for bit) as the CPU path in escape_time.hpp: both run the
-// per-pixel iteration of iteration.hpp.
+// Same scenes, same counts (bit for bit) as the CPU path in escape_time.hpp: every kernel
+// runs the per-pixel iteration of iteration.hpp — 7 FP64 operations per iteration, each
+// rounded once like the article's complex arithmetic, the escape test on the integer pipe
+// with one branch per 4 iterations, 8 iterations between periodicity checks.
 //
-// How the kernel spends the chip (the FP64 pipe is the limit: 64 FMA/clk/SM on H100/H200,
-// half the FP32 rate):
-// - 7 FP64 operations per iteration (the article's rounding, reusing |z|²'s squares and
-//   one exact FMA for 2t + ci), the escape test on the integer pipe (high word of |z|²),
-//   4 iterations unrolled between periodicity checks.
-// - Lane refill: each warp takes batches of consecutive pixels; a lane whose pixel is done
-//   (escaped, periodic, or decided by an interior test) writes it, and once a quarter of
-//   the warp is idle (or after 32 iterations) the idle lanes take the next pixels while
-//   the busy ones keep their orbits. Escape counts near the set range from 1 to max_iters
-//   within a few pixels, so a warp that waits for its slowest pixel (one thread per pixel)
-//   idles most of its lanes.
-// - Batches come from a global atomic counter for large scenes (the slowest warps are not
-//   known in advance) and are assigned statically for small ones, which then need no
-//   counter (on the seed scene, zeroing one would be a visible share of the call).
+// The FP64 pipe is the limit (64 lanes per SM per clock on H100/H200, half the FP32 rate):
+// what decides the speed is how many of a warp's lanes iterate a live orbit, and how few
+// other instructions sit between the iterations. Escape counts near the set range from 1
+// to max_iters within a few pixels, so one thread per pixel leaves lanes idle while its
+// warp finishes the slowest; the kernels (detail/escape_kernels.cuh) trade that against
+// overhead differently, and gpu_strategy says when each one is used.
 // Every call is queued on the executor's stream; nothing synchronises.
 #pragma once
 
@@ -31,166 +25,105 @@
 
 #include "gpukit/core.cuh"
 #include "gpukit/fractal/colour.hpp"
+#include "gpukit/fractal/detail/escape_kernels.cuh"
 #include "gpukit/fractal/escape_time.hpp"
 #include "gpukit/fractal/iteration.hpp"
 #include "gpukit/fractal/scene.hpp"
 #include "gpukit/fractal/supersample.hpp"
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 namespace gpukit::fractal {
+
+/// How the GPU path assigns pixels to threads. Every strategy gives the same counts (and
+/// the same iterations performed) as the CPU; only the speed differs.
+enum class gpu_strategy {
+  /// detail::choose_strategy's rule, from the scene's iteration limit, precision and extent.
+  automatic,
+  /// One thread per pixel, warps on 8 × 4 tiles (pixel_kernel). Nothing but the iteration:
+  /// the fastest when the counts of neighbouring pixels are alike or small.
+  per_pixel,
+  /// Two pixels per thread, interleaved (pair_kernel): hides FP64 latency when too few
+  /// warps are resident, at the cost of waiting for the slowest of 64 pixels.
+  pixel_pairs,
+  /// Idle lanes take new pixels while the others iterate (lane_refill_kernel): keeps the
+  /// lanes busy when counts differ wildly between neighbours, for the price of warp votes
+  /// and a divergent set-up phase every few iterations.
+  lane_refill,
+};
+
+inline const char* to_string(gpu_strategy g) noexcept {
+  switch (g) {
+    case gpu_strategy::automatic: return "automatic";
+    case gpu_strategy::per_pixel: return "per_pixel";
+    case gpu_strategy::pixel_pairs: return "pixel_pairs";
+    case gpu_strategy::lane_refill: return "lane_refill";
+  }
+  return "?";
+}
+
 namespace detail {
 
-inline constexpr unsigned full_warp = 0xffffffffu;
-inline constexpr int lane_block_threads = 256;
-/// A pass iterates at most this many blocks of period_block iterations before the warp
-/// refills its idle lanes...
-inline constexpr int pass_blocks = 8;
-/// ...and ends early once this many lanes are idle.
-inline constexpr int refill_threshold = 8;
+/// The automatic rule, from gpukit_bench's fractal cases on an H200 (every strategy timed on
+/// the same scenes in one run; time per call):
+///
+/// - max_iters <= per_pixel_max_iters: per_pixel. A warp waits at most that many
+///   iterations for its slowest pixel, while lane refill pays its votes and its divergent
+///   set-up on every pixel: seed scene (20 iterations) 0.015 ms against 0.080 ms; whole set
+///   at 2048², 64 and 256 iterations, 0.036 and 0.053 ms against 0.108 and 0.122 ms;
+///   seahorse valley at 2048² and 256 iterations, 0.253 ms against 0.329 ms.
+/// - double-double above it: lane_refill. An iteration is 63 FP64 operations, so the
+///   refill machinery is small beside it and busy lanes are all that counts (deep zoom at
+///   1024², 20000 iterations: 12.1 ms against 12.6 ms).
+/// - float and double above it: per_pixel, except for zooms (the view spans at most
+///   refill_max_extent) with at least refill_min_iters iterations, which get lane_refill.
+///   Where a view shows large regions of alike pixels — the interior, the far exterior —
+///   per_pixel's warps finish together and refill's overhead is pure loss (whole set at
+///   8192² and 4096 iterations: 2.07 ms against 2.41 ms; at 2048² and 1024 iterations,
+///   0.120 ms against 0.215 ms). Zooms worth rendering sit on the boundary, where
+///   neighbouring counts differ by thousands and per_pixel keeps only about half its lanes
+///   busy: seahorse valley at 4096² and 4096 iterations, 1.42 ms against 1.58 ms; at 2048²
+///   and 1024 iterations, 0.400 ms against 0.434 ms; at 512 iterations the two are even.
+///   The extent is a proxy: a zoom into a uniform region would rather have per_pixel, but
+///   costs little either way.
+/// pixel_pairs never won: hiding one orbit's FP64 latency behind the other's does not make
+/// up for the warp waiting on the slowest of 64 pixels instead of 32.
+inline constexpr std::uint32_t per_pixel_max_iters = 256;
+inline constexpr std::uint32_t refill_min_iters = 1024;
+inline constexpr double refill_max_extent = 0.1;  ///< in the complex plane; the whole set spans about 3
 
-/// What a lane writes for a finished pixel: the output element, or (Work) the number of
-/// iterations performed.
-template <class Out, bool Work>
-__device__ __forceinline__ void store(Out* out, std::uint32_t pixel, const escape_result& r) {
-  if constexpr (Work) {
-    out[pixel] = r.executed;
-  } else {
-    out[pixel] = to_output<Out>(r);
-  }
+inline gpu_strategy choose_strategy(const scene& s) {
+  if (s.max_iters <= per_pixel_max_iters) return gpu_strategy::per_pixel;
+  if (s.prec == precision::dd) return gpu_strategy::lane_refill;
+  const double extent_x = static_cast<double>(s.view.width) * s.view.step_x.hi;
+  const double extent_y = static_cast<double>(s.view.height) * s.view.step_y.hi;
+  const bool zoom = extent_x <= refill_max_extent && extent_y <= refill_max_extent;
+  return zoom && s.max_iters >= refill_min_iters ? gpu_strategy::lane_refill : gpu_strategy::per_pixel;
 }
 
-/// The lane-refill escape-time kernel; see the file comment. `counter` (zeroed) hands out
-/// batches of `batch` pixels; nullptr assigns warp w the batches w, w + warps, w + 2·warps...
 template <class T, class Out, bool Work>
-__global__ void __launch_bounds__(lane_block_threads)
-    escape_time_kernel(const scene s, Out* __restrict__ out, const std::uint32_t pixels, const std::uint32_t batch,
-                       std::uint32_t* __restrict__ counter) {
-  constexpr bool smooth = std::is_same_v<Out, float> && !Work;
-  const unsigned lane = threadIdx.x & 31u;
-  const unsigned lanes_below = (1u << lane) - 1u;
-  const std::uint32_t warps = (gridDim.x * blockDim.x) >> 5;
-  const std::uint32_t width = static_cast<std::uint32_t>(s.view.width);
-  const std::uint32_t max_iters = s.max_iters;
-  const bool periodicity = periodicity_on(s);
-
-  // The warp's current batch [next, end) — the same in every lane.
-  std::uint32_t next = 0, end = 0;
-  std::uint32_t static_batch = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  bool exhausted = false;
-
-  // This lane's pixel.
-  bool busy = false;
-  std::uint32_t pixel = 0, i = 0;
-  orbit<T> o{}, saved{};
-  T cr{}, ci{};
-
-  for (;;) {
-    // Refill idle lanes from the batch (taking new batches as needed); pixels an interior
-    // test decides are written at once and their lanes go round again.
-    for (;;) {
-      const unsigned need = __ballot_sync(full_warp, !busy);
-      if (need == 0u || exhausted) break;
-      if (next == end) {
-        std::uint32_t b = static_batch;
-        if (counter != nullptr) {
-          if (lane == 0) b = atomicAdd(counter, 1u);
-          b = __shfl_sync(full_warp, b, 0);
-        } else {
-          static_batch += warps;
-        }
-        const std::uint64_t first = static_cast<std::uint64_t>(b) * batch;
-        if (first >= pixels) {
-          exhausted = true;
-          break;
-        }
-        next = static_cast<std::uint32_t>(first);
-        end = static_cast<std::uint32_t>(first + batch < pixels ? first + batch : pixels);
-      }
-      const unsigned avail = end - next;
-      const unsigned rank = __popc(need & lanes_below);
-      if (!busy && rank < avail) {
-        pixel = next + rank;
-        const std::uint32_t y = pixel / width, x = pixel - y * width;
-        const pixel_start<T> p = start_pixel<T>(s, static_cast<double>(x), static_cast<double>(y));
-        if (p.interior) {
-          store<Out, Work>(out, pixel, interior_result(max_iters, 0));
-        } else {
-          o = p.o;
-          saved = p.o;
-          cr = p.cr;
-          ci = p.ci;
-          i = 0;
-          busy = true;
-        }
-      }
-      const unsigned taken = __popc(need);
-      next += taken < avail ? taken : avail;
-    }
-    if (__ballot_sync(full_warp, busy) == 0u) return;
-
-    // A pass: blocks of period_block iterations, each lane on its own pixel.
-    for (int blk = 0; blk < pass_blocks; ++blk) {
-      if (busy) {
-        constexpr std::uint32_t running = 0xffffffffu;
-        std::uint32_t escape = running;  // the index of the escaping iteration, once known
-        bool done = false;
-        escape_result r{};
-        if (max_iters - i >= period_block) {
-#pragma unroll
-          for (std::uint32_t u = 0; u < period_block; ++u) {
-            step(o, cr, ci);
-            if (escaped(o)) {
-              escape = i + u;
-              break;
-            }
-          }
-          if (escape == running) {
-            i += period_block;
-            if (periodicity) {
-              if (same_point(o, saved)) {
-                r = interior_result(max_iters, i);
-                done = true;
-              } else if (save_point(i)) {
-                saved = o;
-              }
-            }
-          }
-        } else {
-          for (; i < max_iters; ++i) {
-            step(o, cr, ci);
-            if (escaped(o)) {
-              escape = i;
-              break;
-            }
-          }
-          if (escape == running) r = interior_result(max_iters, max_iters);
-          done = true;
-        }
-        if (escape != running) {
-          r = escaped_result<smooth>(o, cr, ci, escape, max_iters);
-          done = true;
-        }
-        if (done) {
-          store<Out, Work>(out, pixel, r);
-          busy = false;
-        }
-      }
-      const unsigned idle = __ballot_sync(full_warp, !busy);
-      if (idle == full_warp || (!exhausted && __popc(idle) >= refill_threshold)) break;
-    }
-  }
+void launch_tiled(const cuda_executor& exec, const scene& s, Out* out, gpu_strategy g) {
+  const bool pairs = g == gpu_strategy::pixel_pairs;
+  launch_config cfg;
+  cfg.block = dim3(static_cast<unsigned>(tile_block_threads));
+  const tiling t = make_tiling(s, pairs ? 2 : 1, cfg.grid);
+  if (pairs)
+    launch(pair_kernel<T, Out, Work>, cfg, exec.stream(), s, out, t);
+  else
+    launch(pixel_kernel<T, Out, Work>, cfg, exec.stream(), s, out, t);
 }
 
-/// Above this many pixel-iterations (pixels × max_iters) batches come from the atomic
-/// counter; below it the memset that zeroes the counter would cost more than balancing saves.
+/// Above this many pixel-iterations (pixels × max_iters) the refill kernel takes batches
+/// from an atomic counter (the slowest warps are not known in advance); below it batches
+/// are assigned statically, and the memset that zeroes the counter is saved.
 inline constexpr std::uint64_t dynamic_batches_from = std::uint64_t{1} << 28;
 
 template <class T, class Out, bool Work>
-void launch_escape_time(const cuda_executor& exec, const scene& s, Out* out) {
+void launch_lane_refill(const cuda_executor& exec, const scene& s, Out* out) {
   const auto pixels = static_cast<std::uint32_t>(s.view.width * s.view.height);
-  const auto kernel = escape_time_kernel<T, Out, Work>;
+  const auto kernel = lane_refill_kernel<T, Out, Work>;
   const launch_config cfg = config_for_elements(pixels, kernel, lane_block_threads);
   const bool dynamic = static_cast<std::uint64_t>(pixels) * s.max_iters >= dynamic_batches_from;
   if (!dynamic) {
@@ -205,13 +138,28 @@ void launch_escape_time(const cuda_executor& exec, const scene& s, Out* out) {
   launch(kernel, cfg, exec.stream(), s, out, pixels, batch, counter.data());
 }  // the counter is freed on the stream after the kernel
 
+template <class T, class Out, bool Work>
+void launch_escape_time(const cuda_executor& exec, const scene& s, Out* out, gpu_strategy g) {
+  if (g == gpu_strategy::automatic) g = choose_strategy(s);
+  if (g == gpu_strategy::lane_refill)
+    launch_lane_refill<T, Out, Work>(exec, s, out);
+  else
+    launch_tiled<T, Out, Work>(exec, s, out, g);
+}
+
 template <class Out, bool Work>
-void dispatch_escape_time(const cuda_executor& exec, const scene& s, Out* out) {
+void dispatch_escape_time(const cuda_executor& exec, const scene& s, Out* out, gpu_strategy g) {
   switch (s.prec) {
-    case precision::f32: launch_escape_time<float, Out, Work>(exec, s, out); break;
-    case precision::f64: launch_escape_time<double, Out, Work>(exec, s, out); break;
-    case precision::dd: launch_escape_time<dd_real, Out, Work>(exec, s, out); break;
+    case precision::f32: launch_escape_time<float, Out, Work>(exec, s, out, g); break;
+    case precision::f64: launch_escape_time<double, Out, Work>(exec, s, out, g); break;
+    case precision::dd: launch_escape_time<dd_real, Out, Work>(exec, s, out, g); break;
   }
+}
+
+inline void require_strategy(gpu_strategy g, const char* where) {
+  require(g == gpu_strategy::automatic || g == gpu_strategy::per_pixel || g == gpu_strategy::pixel_pairs ||
+              g == gpu_strategy::lane_refill,
+          where, "argument 'strategy' = " + std::to_string(static_cast<int>(g)) + " is not a gpu_strategy");
 }
 
 }  // namespace detail
@@ -219,24 +167,29 @@ void dispatch_escape_time(const cuda_executor& exec, const scene& s, Out* out) {
 /// Escape-time image of `s` on the GPU: out[y·width + x] for pixel (x, y), row-major, in
 /// device memory. Out: std::uint8_t, std::uint16_t (saturating counts), std::uint32_t
 /// (counts), float (smooth count). `out` must hold width · height elements; the scene is
-/// validated first (std::invalid_argument, nothing written or queued). Queued on
+/// validated first (std::invalid_argument, nothing written or queued). `strategy` picks the
+/// kernel (the same image either way; leave it automatic unless measuring). Queued on
 /// exec.stream(); returns without waiting.
 template <class Out>
-void escape_time(const cuda_executor& exec, const scene& s, device_span<Out> out) {
+void escape_time(const cuda_executor& exec, const scene& s, device_span<Out> out,
+                 gpu_strategy strategy = gpu_strategy::automatic) {
   static_assert(detail::is_output_v<Out>, "gpukit::fractal::escape_time: Out must be uint8_t, uint16_t, uint32_t or float");
   const char* where = "gpukit::fractal::escape_time";
   detail::validate(s, where);
   detail::require_output(s, out.size(), where);
-  detail::dispatch_escape_time<Out, false>(exec, s, out.data());
+  detail::require_strategy(strategy, where);
+  detail::dispatch_escape_time<Out, false>(exec, s, out.data(), strategy);
 }
 
 /// Iterations performed per pixel by the GPU path (see the CPU count_iterations; the two
-/// agree exactly). Same contract as escape_time.
-inline void count_iterations(const cuda_executor& exec, const scene& s, device_span<std::uint32_t> out) {
+/// agree exactly, whatever the strategy). Same contract as escape_time.
+inline void count_iterations(const cuda_executor& exec, const scene& s, device_span<std::uint32_t> out,
+                             gpu_strategy strategy = gpu_strategy::automatic) {
   const char* where = "gpukit::fractal::count_iterations";
   detail::validate(s, where);
   detail::require_output(s, out.size(), where);
-  detail::dispatch_escape_time<std::uint32_t, true>(exec, s, out.data());
+  detail::require_strategy(strategy, where);
+  detail::dispatch_escape_time<std::uint32_t, true>(exec, s, out.data(), strategy);
 }
 
 // --- the article's kernel, for comparison ---------------------------------------------------
