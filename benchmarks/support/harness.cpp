@@ -55,6 +55,19 @@ class l2_flusher {
   gpukit::device_buffer<unsigned char> buffer_;
 };
 
+/// 1.23 G, 456 k, ...: items per second at a glance, whatever their scale.
+std::string si_rate(double per_second) {
+  const char* units[] = {"", " k", " M", " G", " T"};
+  int u = 0;
+  while (per_second >= 1000.0 && u < 4) {
+    per_second /= 1000.0;
+    ++u;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g%s", per_second, units[u]);
+  return text;
+}
+
 l2_flusher& flusher() {
   static l2_flusher f;
   return f;
@@ -161,7 +174,7 @@ void print_summary(const std::string& markdown_path) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   md << "GPU: " << gpu_name << ", date: " << date << ", CPU threads: " << gpukit::cpu_executor{}.threads() << "\n\n";
   if (ceiling > 0) md << "Device-to-device copy ceiling (read + write): " << ceiling / 1e9 << " GB/s\n\n";
-  md << "| case | size | variant | time (us) | GB/s | of copy ceiling | Gitems/s | speedup vs cpu |\n";
+  md << "| case | size | variant | time (us) | GB/s | of copy ceiling | items/s | speedup vs cpu |\n";
   md << "|---|---|---|---:|---:|---:|---:|---:|\n";
   char line[512];
   for (const auto& r : results()) {
@@ -183,10 +196,7 @@ void print_summary(const std::string& markdown_path) {
       std::snprintf(line, sizeof line, "%.1f", gbs);
       gbs_text = line;
     }
-    if (r.items > 0) {
-      std::snprintf(line, sizeof line, "%.3f", r.items / r.seconds / 1e9);
-      items_text = line;
-    }
+    if (r.items > 0) items_text = si_rate(r.items / r.seconds);
     std::snprintf(line, sizeof line, "| %s | %s | %s | %.2f | %s | %s | %s | %s |\n", r.family.c_str(), r.size.c_str(),
                   r.variant.c_str(), r.seconds * 1e6, gbs_text.c_str(), of_ceiling.c_str(), items_text.c_str(),
                   speedup.c_str());

@@ -14,6 +14,7 @@ namespace gpukit_bench {
 void register_core_cases();  // core_bench.cu
 void register_fractal_cases();  // fractal_bench.cu
 void register_ops_cases();   // ops_bench.cu
+void register_nn_cases();    // nn_bench.cu
 }  // namespace gpukit_bench
 
 int main(int argc, char** argv) try {
@@ -46,6 +47,7 @@ int main(int argc, char** argv) try {
   gpukit_bench::register_core_cases();
   gpukit_bench::register_fractal_cases();
   gpukit_bench::register_ops_cases();
+  gpukit_bench::register_nn_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   gpukit_bench::print_summary(table_path);

@@ -3,3 +3,4 @@
 
 #include "gpukit/gpukit.hpp"
 #include "gpukit/core.cuh"
+#include "gpukit/nn.cuh"

@@ -1,0 +1,237 @@
+// The seed model (Conv2D 3->32 3x3 + relu + MaxPool 2x2, Flatten, Dense 30752->128 relu,
+// Dense 128->1 sigmoid, binary cross-entropy, Adam) layer by layer and whole, at batch 32
+// and 256 on the GPU and batch 32 on the CPU fallback ("cpu"):
+//   nn_conv_fwd / nn_conv_bwd      the fused conv+relu+pool pass, and its weight gradient
+//                                  (the first layer needs no input gradient)
+//   nn_dense1_fwd / nn_dense1_bwd  30752 -> 128 + relu; backward = dw, db and dx
+//   nn_dense2_fwd / nn_dense2_bwd  128 -> 1 (+ sigmoid)
+//   nn_adam                        one Adam step over all 3,937,409 parameters
+//   nn_forward                     the model's forward pass: eager ("gpu"), one CUDA graph
+//                                  ("graph")
+//   nn_train_step                  zero_grad, forward, loss, backward and Adam, with the
+//                                  device-side input check: eager ("gpu"), graph ("graph")
+// Items are images, so the table's items/s is images/s. Bytes count what each call must
+// move at least: its inputs, parameters and outputs once; for the training step the input,
+// and per parameter one read forward, one gradient write, and Adam's 4 reads and 3 writes.
+#include "gpukit/gpukit.cuh"
+#include "gpukit/nn.hpp"
+#include "support/harness.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gpukit_bench {
+namespace {
+
+namespace nn = gpukit::nn;
+using gpukit::cpu_executor;
+using gpukit::cuda_executor;
+
+constexpr std::size_t conv_in = 3 * 64 * 64, pooled = 32 * 31 * 31;
+constexpr double f32 = 4.0;
+
+std::vector<float> pattern(std::size_t n, unsigned salt) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 2654435761u + salt) % 1000) / 1000.0f;
+  return v;
+}
+std::vector<float> labels(std::size_t n) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i % 2);
+  return v;
+}
+
+template <class Exec>
+std::shared_ptr<nn::sequential<Exec>> seed_model(const Exec& exec, std::size_t batch) {
+  auto m = std::make_shared<nn::sequential<Exec>>(exec, 3, 64, 64);
+  m->add(nn::conv2d(3, 32, 3, 1)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
+  m->add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
+  m->compile(batch, nn::binary_crossentropy{}, nn::adam{}, 1);
+  return m;
+}
+
+/// Every buffer one layer call touches, in the executor's memory.
+template <class Exec>
+struct layer_data {
+  nn::tensor_for<Exec> x, w, b, y, dy, dw, db, dx;
+  nn::tensor_for<Exec, std::int32_t> argmax;
+};
+
+gpukit::stream_view stream_of(const cuda_executor& exec) { return exec.stream(); }
+gpukit::stream_view stream_of(const cpu_executor&) { return {}; }
+
+template <class Exec>
+nn::tensor_for<Exec> filled(const Exec& exec, nn::shape4 s, unsigned salt) {
+  if constexpr (gpukit::is_gpu_executor_v<Exec>) {
+    auto t = nn::tensor_for<Exec>::from_host(s, pattern(s.size(), salt), exec.stream());
+    exec.synchronize();
+    return t;
+  } else {
+    return nn::tensor_for<Exec>::from_host(s, pattern(s.size(), salt));
+  }
+}
+
+const nn::conv_block seed_conv{nn::conv2d(3, 32, 3, 1), nn::activation::relu, nn::maxpool2d(2)};
+
+template <class Exec>
+std::shared_ptr<layer_data<Exec>> conv_data(const Exec& exec, std::size_t batch) {
+  auto d = std::make_shared<layer_data<Exec>>();
+  d->x = filled(exec, {batch, 3, 64, 64}, 1);
+  d->w = filled(exec, {32, 3, 3, 3}, 2);
+  d->b = filled(exec, {32, 1, 1, 1}, 3);
+  d->y = filled(exec, {batch, 32, 31, 31}, 4);
+  d->dy = filled(exec, {batch, 32, 31, 31}, 5);
+  d->dw = filled(exec, {32, 3, 3, 3}, 6);
+  d->db = filled(exec, {32, 1, 1, 1}, 7);
+  d->argmax = nn::tensor_for<Exec, std::int32_t>({batch, 32, 31, 31}, stream_of(exec));
+  // One forward pass, so that y and argmax hold what a backward pass expects.
+  nn::conv2d_block_forward(exec, seed_conv, d->x, d->w.span(), d->b.span(), d->y, d->argmax);
+  exec.synchronize();
+  return d;
+}
+
+template <class Exec>
+std::shared_ptr<layer_data<Exec>> dense_data(const Exec& exec, std::size_t batch, std::size_t in, std::size_t out) {
+  auto d = std::make_shared<layer_data<Exec>>();
+  d->x = filled(exec, {batch, in, 1, 1}, 11);
+  d->w = filled(exec, {out, in, 1, 1}, 12);
+  d->b = filled(exec, {out, 1, 1, 1}, 13);
+  d->y = filled(exec, {batch, out, 1, 1}, 14);
+  d->dy = filled(exec, {batch, out, 1, 1}, 15);
+  d->dw = filled(exec, {out, in, 1, 1}, 16);
+  d->db = filled(exec, {out, 1, 1, 1}, 17);
+  d->dx = filled(exec, {batch, in, 1, 1}, 18);
+  return d;
+}
+
+/// Registers one layer family on the GPU (batch 32 and 256) and the CPU (batch 32); `run`
+/// is called as run(exec, data).
+template <class Make, class Run>
+void add_layer_family(const std::string& family, double bytes_per_image, double fixed_bytes, Make make, Run run) {
+  for (std::size_t batch : {std::size_t{32}, std::size_t{256}}) {
+    const double bytes = fixed_bytes + bytes_per_image * static_cast<double>(batch);
+    add_gpu_case(family, "gpu", batch, bytes, static_cast<double>(batch), [=](gpukit::stream_view s) {
+      const cuda_executor exec(s);
+      auto d = make(exec, batch);
+      return [=](gpukit::stream_view st) { run(cuda_executor(st), *d); };
+    });
+  }
+  add_cpu_case(family, "cpu", 32, fixed_bytes + bytes_per_image * 32, 32, [=] {
+    auto d = make(cpu_executor{}, std::size_t{32});
+    return [=] { run(cpu_executor{}, *d); };
+  });
+}
+
+void register_layers() {
+  const auto conv_make = [](const auto& exec, std::size_t batch) { return conv_data(exec, batch); };
+  add_layer_family("nn_conv_fwd", f32 * (conv_in + 2 * pooled), f32 * (864 + 32), conv_make,
+                   [](const auto& exec, auto& d) { nn::conv2d_block_forward(exec, seed_conv, d.x, d.w.span(), d.b.span(), d.y, d.argmax); });
+  add_layer_family("nn_conv_bwd", f32 * (conv_in + 3 * pooled), f32 * 2 * (864 + 32), conv_make, [](const auto& exec, auto& d) {
+    nn::conv2d_block_backward(exec, seed_conv, d.x, d.w.span(), d.y, d.argmax, d.dy, d.dw.span(), d.db.span(), nn::no_grad);
+  });
+
+  const double w1 = 30752.0 * 128 + 128;
+  const auto dense1 = [](const auto& exec, std::size_t batch) { return dense_data(exec, batch, 30752, 128); };
+  add_layer_family("nn_dense1_fwd", f32 * (30752 + 128), f32 * w1, dense1, [](const auto& exec, auto& d) {
+    nn::dense_forward(exec, nn::dense(30752, 128), d.x, d.w.span(), d.b.span(), d.y, nn::activation::relu);
+  });
+  add_layer_family("nn_dense1_bwd", f32 * (2 * 30752 + 2 * 128), f32 * 3 * w1, dense1, [](const auto& exec, auto& d) {
+    nn::dense_backward(exec, nn::dense(30752, 128), d.x, d.w.span(), d.y, d.dy, d.dw.span(), d.db.span(), d.dx,
+                       nn::activation::relu);
+  });
+  const auto dense2 = [](const auto& exec, std::size_t batch) { return dense_data(exec, batch, 128, 1); };
+  add_layer_family("nn_dense2_fwd", f32 * 129, f32 * 129, dense2, [](const auto& exec, auto& d) {
+    nn::dense_forward(exec, nn::dense(128, 1), d.x, d.w.span(), d.b.span(), d.y, nn::activation::sigmoid);
+  });
+  add_layer_family("nn_dense2_bwd", f32 * (2 * 128 + 2), f32 * 3 * 129, dense2, [](const auto& exec, auto& d) {
+    nn::dense_backward(exec, nn::dense(128, 1), d.x, d.w.span(), d.y, d.dy, d.dw.span(), d.db.span(), d.dx);
+  });
+}
+
+void register_adam() {
+  const std::size_t params = 3937409;
+  const double bytes = 7.0 * f32 * params;
+  add_gpu_case("nn_adam", "gpu", params, bytes, 0, [=](gpukit::stream_view s) {
+    const cuda_executor exec(s);
+    auto p = std::make_shared<nn::device_tensor>(filled(exec, {params, 1, 1, 1}, 21));
+    auto g = std::make_shared<nn::device_tensor>(filled(exec, {params, 1, 1, 1}, 22));
+    auto state = std::make_shared<nn::optimizer_state<cuda_executor>>(exec, nn::adam{}, params);
+    return [=](gpukit::stream_view) { state->step(p->span(), g->span()); };
+  });
+  add_cpu_case("nn_adam", "cpu", params, bytes, 0, [=] {
+    const cpu_executor exec;
+    auto p = std::make_shared<nn::host_tensor<float>>(filled(exec, {params, 1, 1, 1}, 21));
+    auto g = std::make_shared<nn::host_tensor<float>>(filled(exec, {params, 1, 1, 1}, 22));
+    auto state = std::make_shared<nn::optimizer_state<cpu_executor>>(exec, nn::adam{}, params);
+    return [=] { state->step(p->span(), g->span()); };
+  });
+}
+
+void register_model() {
+  const double params = 3937409;
+  for (std::size_t batch : {std::size_t{32}, std::size_t{256}}) {
+    const double images = static_cast<double>(batch);
+    const double fwd_bytes = f32 * (params + images * (conv_in + 1));
+    const double step_bytes = f32 * (9 * params + images * (conv_in + 1));
+    const auto images_on = [batch](const cuda_executor& exec) {
+      return std::make_shared<nn::device_tensor>(filled(exec, {batch, 3, 64, 64}, 31));
+    };
+    const auto labels_on = [batch](const cuda_executor& exec) {
+      auto y = std::make_shared<nn::device_tensor>(nn::device_tensor::from_host({batch, 1, 1, 1}, labels(batch), exec.stream()));
+      exec.synchronize();
+      return y;
+    };
+    add_gpu_case("nn_forward", "gpu", batch, fwd_bytes, images, [=](gpukit::stream_view s) {
+      const cuda_executor exec(s);
+      auto model = seed_model(exec, batch);
+      auto x = images_on(exec);
+      return [=](gpukit::stream_view) { (void)model->forward(*x); };
+    });
+    add_gpu_case("nn_forward", "graph", batch, fwd_bytes, images, [=](gpukit::stream_view s) {
+      const cuda_executor exec(s);
+      auto model = seed_model(exec, batch);
+      auto x = images_on(exec);
+      auto g = std::make_shared<nn::graph>(model->capture_forward(*x));
+      return [=](gpukit::stream_view st) { g->replay(st); };
+    });
+    add_gpu_case("nn_train_step", "gpu", batch, step_bytes, images, [=](gpukit::stream_view s) {
+      const cuda_executor exec(s);
+      auto model = seed_model(exec, batch);
+      auto x = images_on(exec);
+      auto y = labels_on(exec);
+      return [=](gpukit::stream_view) { model->train_step_async(*x, *y); };
+    });
+    add_gpu_case("nn_train_step", "graph", batch, step_bytes, images, [=](gpukit::stream_view s) {
+      const cuda_executor exec(s);
+      auto model = seed_model(exec, batch);
+      auto x = images_on(exec);
+      auto y = labels_on(exec);
+      auto g = std::make_shared<nn::graph>(model->capture_train_step(*x, *y));
+      return [=](gpukit::stream_view st) { g->replay(st); };
+    });
+  }
+  // The CPU fallback at batch 32 only: a step costs about a GFLOP.
+  const double images = 32;
+  add_cpu_case("nn_forward", "cpu", 32, f32 * (params + images * (conv_in + 1)), images, [] {
+    auto model = seed_model(cpu_executor{}, 32);
+    auto x = std::make_shared<nn::host_tensor<float>>(filled(cpu_executor{}, {32, 3, 64, 64}, 31));
+    return [=] { (void)model->forward(*x); };
+  });
+  add_cpu_case("nn_train_step", "cpu", 32, f32 * (9 * params + images * (conv_in + 1)), images, [] {
+    auto model = seed_model(cpu_executor{}, 32);
+    auto x = std::make_shared<nn::host_tensor<float>>(filled(cpu_executor{}, {32, 3, 64, 64}, 31));
+    auto y = std::make_shared<nn::host_tensor<float>>(nn::host_tensor<float>::from_host({32, 1, 1, 1}, labels(32)));
+    return [=] { (void)model->train_step(*x, *y); };
+  });
+}
+
+}  // namespace
+
+void register_nn_cases() {
+  register_layers();
+  register_adam();
+  register_model();
+}
+
+}  // namespace gpukit_bench

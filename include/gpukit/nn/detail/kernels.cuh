@@ -1,0 +1,52 @@
+// gpukit/nn/detail/kernels.cuh — what the nn kernels share: launch configurations that
+// need no occupancy query (so a training step can be captured into a CUDA graph on its
+// first call), and warp sums.
+//
+// Every nn kernel is a template (`template <class = void>` where nothing else makes it
+// one, launched as kernel<>): a header-only library's kernels are compiled into each
+// translation unit that includes them, and only templates may be defined more than once.
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "gpukit/nn/detail/kernels.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
+#endif
+
+#include "gpukit/core/device.hpp"
+#include "gpukit/core/launch.cuh"
+
+#include <algorithm>
+#include <cstddef>
+
+namespace gpukit::nn::detail {
+
+inline constexpr int elementwise_threads = 256;
+
+/// A 1-D configuration for a grid-stride kernel over `count` items: one thread per item up
+/// to a full device of resident threads (2048 per SM). count = 0 gives an empty launch.
+inline launch_config grid_for(std::size_t count, int block = elementwise_threads) {
+  launch_config cfg;
+  cfg.block = dim3(static_cast<unsigned>(block));
+  if (count == 0) return cfg;
+  const std::size_t needed = (count + block - 1) / block;
+  const std::size_t cap = static_cast<std::size_t>(current_sm_count()) * (2048 / block);
+  cfg.grid = dim3(static_cast<unsigned>(std::min(needed, cap)));
+  return cfg;
+}
+
+/// The indices [0, n) of a 1-D grid-stride loop, as 64-bit integers.
+#define GPUKIT_NN_GRID_STRIDE(i, n)                                                                  \
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);         \
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+}  // namespace gpukit::nn::detail

@@ -1,0 +1,205 @@
+// gpukit/nn/layers.hpp — the layer descriptions: what each layer is, how many parameters
+// it has and what shape it produces. They hold no memory and know no executor; the layer
+// functions (conv2d.hpp, maxpool2d.hpp, dense.hpp, activation.hpp) compute them and the
+// sequential model (sequential.hpp) strings them together.
+//
+//   nn::conv2d(in_channels, out_channels, kernel, stride = 1, padding = 0)
+//       kernel is a size (square) or nn::kernel_size{h, w}; zero padding on every side;
+//       weights (out, in, kh, kw) then bias (out). Keras' old Convolution2D(32, 3, 3) is
+//       nn::conv2d(3, 32, 3, 1): stride is always explicit here.
+//   nn::maxpool2d(window, stride = window)           no padding, floor division
+//   nn::dense(in_features, out_features)              weights (out, in) then bias (out);
+//                                                      takes a flat (n, in, 1, 1) input
+//   nn::flatten{}                                     (n, c, h, w) -> (n, c·h·w, 1, 1)
+//   nn::relu{}, nn::sigmoid{}, nn::tanh{}
+//
+// Constructors reject zero sizes and strides (std::invalid_argument naming the argument);
+// output_shape() rejects inputs the layer cannot take, naming the layer, the argument and
+// both shapes.
+// Host-only: compiles with a plain C++17 compiler.
+#pragma once
+
+#include "gpukit/core/error.hpp"
+#include "gpukit/nn/activation_functions.hpp"
+#include "gpukit/nn/init.hpp"
+#include "gpukit/nn/tensor.hpp"
+
+#include <cstddef>
+#include <string>
+#include <variant>
+
+namespace gpukit::nn {
+
+struct kernel_size {
+  std::size_t h = 0, w = 0;
+};
+
+inline std::string to_string(kernel_size k) { return std::to_string(k.h) + "x" + std::to_string(k.w); }
+
+/// "(None, 3, 64, 64)": a per-sample shape as Keras prints it.
+inline std::string sample_string(const shape4& s) {
+  return "(None, " + std::to_string(s.c) + ", " + std::to_string(s.h) + ", " + std::to_string(s.w) + ")";
+}
+
+namespace detail {
+inline void require_positive(std::size_t v, const char* where, const char* arg) {
+  require(v >= 1, where, std::string("argument '") + arg + "' = " + std::to_string(v) + " must be at least 1");
+}
+}  // namespace detail
+
+struct conv2d {
+  std::size_t in_channels = 0, out_channels = 0;
+  kernel_size kernel{};
+  std::size_t stride = 1, padding = 0;
+  init weight_init = init::glorot_uniform;
+
+  conv2d(std::size_t in, std::size_t out, kernel_size k, std::size_t stride_ = 1, std::size_t padding_ = 0,
+         init weights = init::glorot_uniform)
+      : in_channels(in), out_channels(out), kernel(k), stride(stride_), padding(padding_), weight_init(weights) {
+    validate();
+  }
+  conv2d(std::size_t in, std::size_t out, std::size_t k, std::size_t stride_ = 1, std::size_t padding_ = 0,
+         init weights = init::glorot_uniform)
+      : conv2d(in, out, kernel_size{k, k}, stride_, padding_, weights) {}
+
+  std::size_t weight_count() const noexcept { return out_channels * in_channels * kernel.h * kernel.w; }
+  std::size_t bias_count() const noexcept { return out_channels; }
+  std::size_t parameter_count() const noexcept { return weight_count() + bias_count(); }
+  std::size_t fan_in() const noexcept { return in_channels * kernel.h * kernel.w; }
+  std::size_t fan_out() const noexcept { return out_channels * kernel.h * kernel.w; }
+
+  /// The shape produced from `in`; `who` names the layer in the message of a rejection.
+  shape4 output_shape(const shape4& in, const std::string& who = "gpukit::nn::conv2d") const {
+    validate();
+    detail::require(in.c == in_channels, who.c_str(),
+                    "argument 'in_channels' = " + std::to_string(in_channels) + " does not match the input's " +
+                        std::to_string(in.c) + " channels (input shape " + sample_string(in) + ")");
+    const std::size_t ph = in.h + 2 * padding, pw = in.w + 2 * padding;
+    detail::require(kernel.h <= ph && kernel.w <= pw, who.c_str(),
+                    "argument 'kernel' = " + to_string(kernel) + " is larger than the padded input " +
+                        std::to_string(ph) + "x" + std::to_string(pw) + " (input shape " + sample_string(in) +
+                        ", padding " + std::to_string(padding) + ")");
+    return {in.n, out_channels, (ph - kernel.h) / stride + 1, (pw - kernel.w) / stride + 1};
+  }
+
+ private:
+  void validate() const {
+    detail::require_positive(in_channels, "gpukit::nn::conv2d", "in_channels");
+    detail::require_positive(out_channels, "gpukit::nn::conv2d", "out_channels");
+    detail::require(kernel.h >= 1 && kernel.w >= 1, "gpukit::nn::conv2d",
+                    "argument 'kernel' = " + to_string(kernel) + " must be at least 1x1");
+    detail::require_positive(stride, "gpukit::nn::conv2d", "stride");
+  }
+};
+
+struct maxpool2d {
+  kernel_size window{};
+  kernel_size stride{};
+
+  explicit maxpool2d(std::size_t window_) : maxpool2d(kernel_size{window_, window_}, kernel_size{window_, window_}) {}
+  maxpool2d(std::size_t window_, std::size_t stride_)
+      : maxpool2d(kernel_size{window_, window_}, kernel_size{stride_, stride_}) {}
+  maxpool2d(kernel_size window_, kernel_size stride_) : window(window_), stride(stride_) { validate(); }
+
+  shape4 output_shape(const shape4& in, const std::string& who = "gpukit::nn::maxpool2d") const {
+    validate();
+    detail::require(window.h <= in.h && window.w <= in.w, who.c_str(),
+                    "argument 'window' = " + to_string(window) + " is larger than the input " + std::to_string(in.h) +
+                        "x" + std::to_string(in.w) + " (input shape " + sample_string(in) + ")");
+    return {in.n, in.c, (in.h - window.h) / stride.h + 1, (in.w - window.w) / stride.w + 1};
+  }
+  /// True when windows never share an input element (each input gets at most one gradient).
+  bool disjoint() const noexcept { return window.h <= stride.h && window.w <= stride.w; }
+
+ private:
+  void validate() const {
+    detail::require(window.h >= 1 && window.w >= 1, "gpukit::nn::maxpool2d",
+                    "argument 'window' = " + to_string(window) + " must be at least 1x1");
+    detail::require(stride.h >= 1 && stride.w >= 1, "gpukit::nn::maxpool2d",
+                    "argument 'stride' = " + to_string(stride) + " must be at least 1x1");
+  }
+};
+
+struct dense {
+  std::size_t in_features = 0, out_features = 0;
+  init weight_init = init::glorot_uniform;
+
+  dense(std::size_t in, std::size_t out, init weights = init::glorot_uniform)
+      : in_features(in), out_features(out), weight_init(weights) {
+    validate();
+  }
+
+  std::size_t weight_count() const noexcept { return out_features * in_features; }
+  std::size_t bias_count() const noexcept { return out_features; }
+  std::size_t parameter_count() const noexcept { return weight_count() + bias_count(); }
+  std::size_t fan_in() const noexcept { return in_features; }
+  std::size_t fan_out() const noexcept { return out_features; }
+
+  shape4 output_shape(const shape4& in, const std::string& who = "gpukit::nn::dense") const {
+    validate();
+    detail::require(in.h == 1 && in.w == 1, who.c_str(),
+                    "needs a flat input (None, " + std::to_string(in_features) + ", 1, 1), got " + sample_string(in) +
+                        ": add a flatten layer before it");
+    detail::require(in.c == in_features, who.c_str(),
+                    "argument 'in_features' = " + std::to_string(in_features) + " does not match the input's " +
+                        std::to_string(in.c) + " features (input shape " + sample_string(in) + ")");
+    return {in.n, out_features, 1, 1};
+  }
+
+ private:
+  void validate() const {
+    detail::require_positive(in_features, "gpukit::nn::dense", "in_features");
+    detail::require_positive(out_features, "gpukit::nn::dense", "out_features");
+  }
+};
+
+struct flatten {
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return {in.n, in.features(), 1, 1}; }
+};
+
+/// The activation layers: the same shape out as in.
+struct relu {
+  static constexpr activation kind = activation::relu;
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
+};
+struct sigmoid {
+  static constexpr activation kind = activation::sigmoid;
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
+};
+struct tanh {
+  static constexpr activation kind = activation::tanh;
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
+};
+
+using layer = std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh>;
+
+/// Keras' class name of the layer: "Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", ...
+inline const char* layer_type_name(const layer& l) noexcept {
+  static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", "Sigmoid", "Tanh"};
+  return names[l.index()];
+}
+/// The base of Keras' instance names: "conv2d", "max_pooling2d", "dense", ...
+inline const char* layer_base_name(const layer& l) noexcept {
+  static constexpr const char* names[] = {"conv2d", "max_pooling2d", "dense", "flatten", "relu", "sigmoid", "tanh"};
+  return names[l.index()];
+}
+
+inline std::size_t parameter_count(const layer& l) noexcept {
+  if (const auto* c = std::get_if<conv2d>(&l)) return c->parameter_count();
+  if (const auto* d = std::get_if<dense>(&l)) return d->parameter_count();
+  return 0;
+}
+
+/// The activation an activation layer applies; activation::none for the other layers.
+inline activation activation_of(const layer& l) noexcept {
+  if (std::holds_alternative<relu>(l)) return activation::relu;
+  if (std::holds_alternative<sigmoid>(l)) return activation::sigmoid;
+  if (std::holds_alternative<tanh>(l)) return activation::tanh;
+  return activation::none;
+}
+
+inline shape4 output_shape(const layer& l, const shape4& in, const std::string& who) {
+  return std::visit([&](const auto& x) { return x.output_shape(in, who); }, l);
+}
+
+}  // namespace gpukit::nn

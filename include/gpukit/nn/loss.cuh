@@ -1,0 +1,84 @@
+// gpukit/nn/loss.cuh — the GPU path of the losses and of the input checks (see loss.hpp).
+//
+// The check kernel records the first bad index of the input and of the target with
+// atomicMin in a step_record on the device: a training step queues it without waiting,
+// and the optimizer kernels read the record and update nothing when it holds an index.
+// The loss kernel is one block (a batch's loss is a few thousand terms at most): each
+// thread handles elements (or whole samples for softmax), the sum is reduced in double.
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "gpukit/nn/loss.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
+#endif
+
+#include "gpukit/nn/detail/kernels.cuh"
+#include "gpukit/nn/loss.hpp"
+
+namespace gpukit::nn::detail {
+
+template <class = void>
+__global__ void validate_kernel(value_check check, const float* input, long long n_input, loss_kind kind,
+                                const float* target, long long n_target, step_record* record) {
+  const long long n = n_input > n_target ? n_input : n_target;
+  GPUKIT_NN_GRID_STRIDE(i, n) {
+    if (i < n_input && !value_ok(check, input[i]))
+      atomicMin(&record->bad_input, static_cast<unsigned long long>(i));
+    if (i < n_target && !target_ok(kind, target[i]))
+      atomicMin(&record->bad_target, static_cast<unsigned long long>(i));
+  }
+}
+
+inline constexpr int loss_threads = 512;
+
+template <class = void>
+__global__ void __launch_bounds__(loss_threads) loss_kernel(loss_kind kind, long long rows, long long cols,
+                                                            const float* pred, const float* target, float* grad,
+                                                            float* loss_out) {
+  __shared__ double warp_totals[loss_threads / 32];
+  const int tid = static_cast<int>(threadIdx.x);
+  double local = 0.0;
+  double terms = 0.0;
+  if (kind == loss_kind::softmax_ce) {
+    const float scale = 1.0f / static_cast<float>(rows);
+    for (long long r = tid; r < rows; r += loss_threads)
+      local += softmax_row(static_cast<int>(cols), pred + r * cols, target + r * cols,
+                           grad != nullptr ? grad + r * cols : nullptr, scale);
+    terms = static_cast<double>(rows);
+  } else {
+    const long long count = rows * cols;
+    const float scale = 1.0f / static_cast<float>(count);
+    for (long long i = tid; i < count; i += loss_threads) {
+      float value, slope;
+      elementwise_loss(kind, pred[i], target[i], value, slope);
+      local += value;
+      if (grad != nullptr) grad[i] = slope * scale;
+    }
+    terms = static_cast<double>(count);
+  }
+  local = warp_sum(local);
+  if (tid % 32 == 0) warp_totals[tid / 32] = local;
+  __syncthreads();
+  if (tid < 32) {
+    double total = tid < loss_threads / 32 ? warp_totals[tid] : 0.0;
+    total = warp_sum(total);
+    if (tid == 0) *loss_out = static_cast<float>(total / terms);
+  }
+}
+
+inline void validate_gpu(const cuda_executor& exec, value_check check, const float* input, long long n_input,
+                         loss_kind kind, const float* target, long long n_target, step_record* record) {
+  GPUKIT_CUDA_TRY(cudaMemsetAsync(record, 0xff, 2 * sizeof(unsigned long long), exec.stream()));
+  const long long n = n_input > n_target ? n_input : n_target;
+  launch(validate_kernel<>, grid_for(static_cast<std::size_t>(n)), exec.stream(), check, input, n_input, kind, target,
+         n_target, record);
+}
+
+inline void loss_gpu(const cuda_executor& exec, loss_kind kind, long long rows, long long cols, const float* pred,
+                     const float* target, float* grad, float* loss_out) {
+  launch_config cfg;
+  cfg.grid = dim3(1);
+  cfg.block = dim3(loss_threads);
+  launch(loss_kernel<>, cfg, exec.stream(), kind, rows, cols, pred, target, grad, loss_out);
+}
+
+}  // namespace gpukit::nn::detail

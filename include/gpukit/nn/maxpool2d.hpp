@@ -1,0 +1,175 @@
+// gpukit/nn/maxpool2d.hpp — max pooling on its own (after a conv it is fused into
+// conv2d_block_forward instead).
+//
+//   nn::maxpool2d_forward(exec, pool, x, y, argmax)
+//   nn::maxpool2d_backward(exec, pool, dy, argmax, dx)
+//
+// Contracts (checked before anything is written; std::invalid_argument names the argument
+// and both shapes):
+// - x (n, c, h, w); y and argmax (int32) the pool's output shape. argmax receives, for each
+//   output, the input element it came from as (row << 16) | column in its plane (the first
+//   maximum in row-major window order); h and w must be below 65536.
+// - backward: dy has y's shape; dx (x's shape) is ASSIGNED: zero except where a maximum
+//   came from (overlapping windows add up).
+// - cuda_executor: float, queued on its stream; cpu_executor: float or double, OpenMP.
+#pragma once
+
+#include "gpukit/core/executor.hpp"
+#include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/layers.hpp"
+#include "gpukit/nn/tensor.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace gpukit::nn {
+namespace detail {
+
+struct pool_geometry {
+  int n = 0, c = 0, h = 0, w = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1;
+  int ph = 0, pw = 0;
+  GPUKIT_HOST_DEVICE long long input_size() const noexcept { return static_cast<long long>(n) * c * h * w; }
+  GPUKIT_HOST_DEVICE long long output_size() const noexcept { return static_cast<long long>(n) * c * ph * pw; }
+  GPUKIT_HOST_DEVICE bool overlapping() const noexcept { return kh > sh || kw > sw; }
+};
+
+inline pool_geometry make_pool_geometry(const maxpool2d& pool, const shape4& in, const std::string& who) {
+  const shape4 out = pool.output_shape(in, who);
+  require_dimension(who.c_str(), "input height", in.h);
+  require_dimension(who.c_str(), "input width", in.w);
+  require_dimension(who.c_str(), "input planes (n * c)", in.n * in.c, 0x7fffffff);
+  pool_geometry g;
+  g.n = static_cast<int>(in.n);
+  g.c = static_cast<int>(in.c);
+  g.h = static_cast<int>(in.h);
+  g.w = static_cast<int>(in.w);
+  g.kh = static_cast<int>(pool.window.h);
+  g.kw = static_cast<int>(pool.window.w);
+  g.sh = static_cast<int>(std::min<std::size_t>(pool.stride.h, 65535));
+  g.sw = static_cast<int>(std::min<std::size_t>(pool.stride.w, 65535));
+  g.ph = static_cast<int>(out.h);
+  g.pw = static_cast<int>(out.w);
+  return g;
+}
+
+template <class T>
+void pool_forward_cpu(const cpu_executor& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
+  const long long planes = static_cast<long long>(g.n) * g.c;
+  const long long in_plane = static_cast<long long>(g.h) * g.w, out_plane = static_cast<long long>(g.ph) * g.pw;
+#pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(g.output_size()) * g.kh * g.kw)) \
+    schedule(static)
+  for (long long p = 0; p < planes; ++p) {
+    const T* xp = x + p * in_plane;
+    for (int py = 0; py < g.ph; ++py)
+      for (int px = 0; px < g.pw; ++px) {
+        const int y0 = py * g.sh, x0 = px * g.sw;
+        T best = xp[static_cast<long long>(y0) * g.w + x0];
+        int by = y0, bx = x0;
+        for (int wy = 0; wy < g.kh; ++wy)
+          for (int wx = 0; wx < g.kw; ++wx) {
+            const T v = xp[static_cast<long long>(y0 + wy) * g.w + x0 + wx];
+            if (v > best) best = v, by = y0 + wy, bx = x0 + wx;
+          }
+        const long long o = p * out_plane + static_cast<long long>(py) * g.pw + px;
+        y[o] = best;
+        argmax[o] = static_cast<std::int32_t>((static_cast<std::uint32_t>(by) << 16) | static_cast<std::uint32_t>(bx));
+      }
+  }
+}
+
+template <class T>
+void pool_backward_cpu(const cpu_executor& exec, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
+                       T* dx) {
+  const long long planes = static_cast<long long>(g.n) * g.c;
+  const long long in_plane = static_cast<long long>(g.h) * g.w, out_plane = static_cast<long long>(g.ph) * g.pw;
+#pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(g.input_size()))) schedule(static)
+  for (long long p = 0; p < planes; ++p) {
+    T* dp = dx + p * in_plane;
+    std::fill(dp, dp + in_plane, T(0));
+    for (long long q = 0; q < out_plane; ++q) {
+      const std::int32_t a = argmax[p * out_plane + q];
+      dp[static_cast<long long>(static_cast<std::uint32_t>(a) >> 16) * g.w + (a & 0xffff)] += dy[p * out_plane + q];
+    }
+  }
+}
+
+#if defined(__CUDACC__)
+// Defined in maxpool2d.cuh.
+inline void pool_forward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
+                             std::int32_t* argmax);
+inline void pool_backward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* dy,
+                              const std::int32_t* argmax, float* dx);
+#endif
+
+template <class Exec, class T>
+void pool_forward_dispatch(const Exec& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
+  if constexpr (is_gpu_executor_v<Exec>) {
+#if defined(__CUDACC__)
+    pool_forward_gpu(exec, g, x, y, argmax);
+#else
+    static_assert(gpukit::detail::always_false<Exec>,
+                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
+#endif
+  } else {
+    pool_forward_cpu(exec, g, x, y, argmax);
+  }
+}
+
+template <class Exec, class T>
+void pool_backward_dispatch(const Exec& exec, const pool_geometry& g, const T* dy, const std::int32_t* argmax, T* dx) {
+  if constexpr (is_gpu_executor_v<Exec>) {
+#if defined(__CUDACC__)
+    pool_backward_gpu(exec, g, dy, argmax, dx);
+#else
+    static_assert(gpukit::detail::always_false<Exec>,
+                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
+#endif
+  } else {
+    pool_backward_cpu(exec, g, dy, argmax, dx);
+  }
+}
+
+}  // namespace detail
+
+/// y = max over each window of x, argmax = where it came from.
+template <class Exec, class X, class Y, class A>
+void maxpool2d_forward(const Exec& exec, const maxpool2d& pool, const X& x, Y&& y, A&& argmax) {
+  constexpr const char* where = "gpukit::nn::maxpool2d_forward";
+  const auto xv = detail::input_view<Exec>(x);
+  using T = std::remove_const_t<std::remove_pointer_t<decltype(xv.data)>>;
+  detail::require_element_type<Exec, T>();
+  auto yv = detail::output_view<Exec>(y);
+  auto av = detail::output_view<Exec>(argmax);
+  static_assert(std::is_same_v<decltype(yv.data), T*>, "gpukit::nn::maxpool2d_forward: x and y element types differ");
+  static_assert(std::is_same_v<decltype(av.data), std::int32_t*>, "gpukit::nn::maxpool2d_forward: argmax holds int32");
+  const detail::pool_geometry g = detail::make_pool_geometry(pool, xv.shape, where);
+  const shape4 out = pool.output_shape(xv.shape, where);
+  detail::require_shape(where, "y", yv.shape, out);
+  detail::require_shape(where, "argmax", av.shape, out);
+  detail::pool_forward_dispatch(exec, g, xv.data, yv.data, av.data);
+}
+
+/// dx = dy routed back to where each maximum came from.
+template <class Exec, class DY, class A, class DX>
+void maxpool2d_backward(const Exec& exec, const maxpool2d& pool, const DY& dy, const A& argmax, DX&& dx) {
+  constexpr const char* where = "gpukit::nn::maxpool2d_backward";
+  auto dxv = detail::output_view<Exec>(dx);
+  using T = std::remove_pointer_t<decltype(dxv.data)>;
+  detail::require_element_type<Exec, T>();
+  const auto dyv = detail::input_view<Exec>(dy);
+  const auto av = detail::input_view<Exec>(argmax);
+  static_assert(std::is_same_v<decltype(dyv.data), const T*>, "gpukit::nn::maxpool2d_backward: dy and dx element types differ");
+  static_assert(std::is_same_v<decltype(av.data), const std::int32_t*>, "gpukit::nn::maxpool2d_backward: argmax holds int32");
+  const detail::pool_geometry g = detail::make_pool_geometry(pool, dxv.shape, where);
+  const shape4 out = pool.output_shape(dxv.shape, where);
+  detail::require_shape(where, "dy", dyv.shape, out);
+  detail::require_shape(where, "argmax", av.shape, out);
+  detail::pool_backward_dispatch(exec, g, dyv.data, av.data, dxv.data);
+}
+
+}  // namespace gpukit::nn
+
+#if defined(__CUDACC__)
+#include "gpukit/nn/maxpool2d.cuh"
+#endif

@@ -1,0 +1,215 @@
+// gpukit/nn/optimizer.hpp — SGD with momentum and Adam over one flat parameter buffer, so
+// one launch updates every parameter of a model.
+//
+//   nn::sgd{learning_rate = 0.01, momentum = 0}       PyTorch's SGD (no dampening):
+//       v = μ v + g;  p -= lr v          (μ = 0: p -= lr g)
+//   nn::adam{lr = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8}   PyTorch's defaults:
+//       m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²;  t = t + 1
+//       p -= (lr / (1 - β1ᵗ)) · m / (√v / √(1 - β2ᵗ) + ε)
+//
+//   nn::optimizer_state<Exec, T> state(exec, nn::adam{}, parameter_count);   // moments zeroed
+//   state.step(params, grads);   // params and grads: parameter_count elements each
+//
+// On the GPU the step count lives in device memory and a one-thread kernel advances it
+// before the update, so a captured CUDA graph counts its replays correctly; step() only
+// queues work. Invalid settings (non-positive rates, betas or momentum outside [0, 1))
+// throw std::invalid_argument at construction.
+#pragma once
+
+#include "gpukit/core/device_buffer.hpp"
+#include "gpukit/core/error.hpp"
+#include "gpukit/core/executor.hpp"
+#include "gpukit/nn/detail/arguments.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace gpukit::nn {
+
+struct sgd {
+  float learning_rate = 0.01f;
+  float momentum = 0.0f;
+};
+
+struct adam {
+  float learning_rate = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-8f;
+};
+
+using optimizer = std::variant<sgd, adam>;
+
+inline const char* optimizer_name(const optimizer& o) noexcept { return o.index() == 0 ? "sgd" : "adam"; }
+
+namespace detail {
+
+/// The step count and Adam's bias corrections for the current step.
+struct optimizer_clock {
+  long long steps = 0;
+  float step_size = 0.0f;     // lr / (1 - β1ᵗ)
+  float inv_sqrt_bc2 = 0.0f;  // 1 / √(1 - β2ᵗ)
+};
+
+inline void advance_clock(optimizer_clock& c, const adam& a) {
+  c.steps += 1;
+  const double t = static_cast<double>(c.steps);
+  c.step_size = static_cast<float>(a.learning_rate / (1.0 - std::pow(static_cast<double>(a.beta1), t)));
+  c.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(static_cast<double>(a.beta2), t)));
+}
+
+inline void validate(const optimizer& o) {
+  constexpr const char* where = "gpukit::nn::optimizer_state";
+  const auto positive = [&](float v, const char* arg) {
+    require(std::isfinite(v) && v > 0.0f, where, std::string("argument '") + arg + "' = " + std::to_string(v) +
+                                                     " must be positive and finite");
+  };
+  const auto unit = [&](float v, const char* arg) {
+    require(v >= 0.0f && v < 1.0f, where,
+            std::string("argument '") + arg + "' = " + std::to_string(v) + " must lie in [0, 1)");
+  };
+  if (const auto* s = std::get_if<sgd>(&o)) {
+    positive(s->learning_rate, "learning_rate");
+    unit(s->momentum, "momentum");
+  } else {
+    const auto& a = std::get<adam>(o);
+    positive(a.learning_rate, "learning_rate");
+    unit(a.beta1, "beta1");
+    unit(a.beta2, "beta2");
+    positive(a.epsilon, "epsilon");
+  }
+}
+
+template <class T>
+void sgd_cpu(const cpu_executor& exec, const sgd& s, long long n, T* p, const T* g, T* v) {
+  const T lr = static_cast<T>(s.learning_rate), mu = static_cast<T>(s.momentum);
+#pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(n))) schedule(static)
+  for (long long i = 0; i < n; ++i) {
+    T step = g[i];
+    if (v != nullptr) step = v[i] = mu * v[i] + g[i];
+    p[i] -= lr * step;
+  }
+}
+
+template <class T>
+void adam_cpu(const cpu_executor& exec, const adam& a, const optimizer_clock& c, long long n, T* p, const T* g, T* m,
+              T* v) {
+  const T b1 = static_cast<T>(a.beta1), b2 = static_cast<T>(a.beta2), eps = static_cast<T>(a.epsilon);
+  const T step_size = static_cast<T>(c.step_size), inv_sqrt_bc2 = static_cast<T>(c.inv_sqrt_bc2);
+#pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(n))) schedule(static)
+  for (long long i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
+#if defined(__CUDACC__)
+// Defined in optimizer.cuh. `guard` (nullable) points at a step_record's two bad-index
+// words: when either holds an index the step changes nothing, the count included.
+inline void optimizer_step_gpu(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock, long long n,
+                               float* p, const float* g, float* m, float* v, const unsigned long long* guard);
+#endif
+
+}  // namespace detail
+
+template <class Exec, class T = float>
+class optimizer_state {
+  static constexpr bool on_gpu = is_gpu_executor_v<Exec>;
+  static constexpr memory_space space = is_gpu_executor_v<Exec> ? memory_space::device : memory_space::host;
+
+ public:
+  /// State for `count` parameters, moments zeroed (on the executor's stream for CUDA).
+  optimizer_state(const Exec& exec, const optimizer& config, std::size_t count) : exec_(exec), config_(config), count_(count) {
+    detail::require_element_type<Exec, T>();
+    detail::validate(config);
+    const bool is_adam = std::holds_alternative<adam>(config);
+    const bool has_velocity = !is_adam && std::get<sgd>(config).momentum != 0.0f;
+    if (is_adam || has_velocity) first_ = zeroed(count);
+    if (is_adam) second_ = zeroed(count);
+    if constexpr (on_gpu) {
+      clock_ = device_buffer<detail::optimizer_clock>(1, exec.stream(), zero_init);
+    }
+  }
+
+  /// params -= update(grads), both `count` elements; GPU: queued, nothing waits.
+  template <class P, class G>
+  void step(P&& params, const G& grads) {
+    auto ps = detail::output_params<Exec>(params);
+    const auto gs = detail::input_params<Exec>(grads);
+    detail::require_count("gpukit::nn::optimizer_state::step", "params", ps.size(), count_);
+    detail::require_count("gpukit::nn::optimizer_state::step", "grads", gs.size(), count_);
+    step_raw(ps.data(), gs.data(), nullptr);
+  }
+
+  /// The update on raw pointers; on the GPU `guard` (nullable, device) can veto it.
+  void step_raw(T* params, const T* grads, const unsigned long long* guard) {
+    T* m = first_.data();
+    T* v = second_.data();
+    if constexpr (on_gpu) {
+#if defined(__CUDACC__)
+      detail::optimizer_step_gpu(exec_, config_, clock_.data(), static_cast<long long>(count_), params, grads, m, v,
+                                 guard);
+#else
+      (void)guard, (void)m, (void)v, (void)params, (void)grads;
+      static_assert(gpukit::detail::always_false<Exec>,
+                    "gpukit::nn: a GPU optimizer step called from a file compiled by the host compiler; compile it with nvcc (.cu)");
+#endif
+    } else {
+      (void)guard;
+      if (const auto* s = std::get_if<sgd>(&config_)) {
+        clock_host_.steps += 1;
+        detail::sgd_cpu(exec_, *s, static_cast<long long>(count_), params, grads, m);
+      } else {
+        detail::advance_clock(clock_host_, std::get<adam>(config_));
+        detail::adam_cpu(exec_, std::get<adam>(config_), clock_host_, static_cast<long long>(count_), params, grads, m, v);
+      }
+    }
+  }
+
+  /// Steps taken so far (GPU: waits for the stream to read it).
+  std::int64_t steps() const {
+    if constexpr (on_gpu) {
+      detail::optimizer_clock c;
+      GPUKIT_CUDA_TRY(cudaMemcpyAsync(&c, clock_.data(), sizeof c, cudaMemcpyDeviceToHost, exec_.stream()));
+      exec_.synchronize();
+      return c.steps;
+    } else {
+      return clock_host_.steps;
+    }
+  }
+
+  const optimizer& config() const noexcept { return config_; }
+  std::size_t size() const noexcept { return count_; }
+  /// Adam's m, or SGD's velocity (empty for plain SGD).
+  span<const T, space> first_moment() const noexcept { return first_.span(); }
+  /// Adam's v (empty for SGD).
+  span<const T, space> second_moment() const noexcept { return second_.span(); }
+
+ private:
+  buffer_for<Exec, T> zeroed(std::size_t n) {
+    if constexpr (on_gpu) {
+      return device_buffer<T>(n, exec_.stream(), zero_init);
+    } else {
+      return host_buffer<T>(n, host_memory::pageable, zero_init);
+    }
+  }
+
+  Exec exec_;
+  optimizer config_;
+  std::size_t count_ = 0;
+  buffer_for<Exec, T> first_, second_;
+  device_buffer<detail::optimizer_clock> clock_;  // GPU only
+  detail::optimizer_clock clock_host_{};          // CPU only
+};
+
+}  // namespace gpukit::nn
+
+#if defined(__CUDACC__)
+#include "gpukit/nn/optimizer.cuh"
+#endif

@@ -1,0 +1,365 @@
+// The GPU path against the CPU path. Tolerance: relative error ≤ 1e-4 in float32, measured
+// against the largest magnitude of the reference tensor (nn_support.hpp), for every layer,
+// forward and backward; the CPU reference runs in double. No layer uses TF32: the conv and
+// dense kernels are FP32 FMA throughout, so the same 1e-4 bar holds for all of them.
+//
+// Where a max-pool decides between near-equal values, float and double may pick different
+// winners; the tests then require the GPU's pick to be a maximum of the double reference,
+// and check the backward pass given the GPU's own forward results (its y and argmax).
+#include "nn/reference.hpp"
+#include "nn/toy_problem.hpp"
+
+#include <cmath>
+
+using namespace nn_test;
+using gpukit::cuda_executor;
+using gpukit::memory_space;
+
+namespace {
+
+constexpr double tolerance = 1e-4;
+const gpukit::cpu_executor cpu{};
+
+struct gpu {
+  gpukit::stream stream;
+  cuda_executor exec{stream.view()};
+  template <class T>
+  nn::tensor<T, memory_space::device> upload(const std::vector<T>& v, shape4 s) const {
+    auto t = nn::tensor<T, memory_space::device>::from_host(s, v, stream.view());
+    stream.synchronize();
+    return t;
+  }
+  template <class T>
+  nn::tensor<T, memory_space::device> zeros(shape4 s) const {
+    return upload(std::vector<T>(s.size(), T(0)), s);
+  }
+  template <class T, memory_space S>
+  std::vector<double> download(gpukit::span<T, S> s) const {
+    std::vector<std::remove_const_t<T>> host(s.size());
+    gpukit::transfer(gpukit::make_host_span(host), gpukit::span<const std::remove_const_t<T>, S>(s), stream.view());
+    return std::vector<double>(host.begin(), host.end());
+  }
+  template <class T>
+  std::vector<double> download(nn::device_tensor_view<T> v) const {
+    return download(v.span());
+  }
+};
+
+template <class T>
+std::vector<T> rounded_to_float(const std::vector<double>& v) {
+  std::vector<T> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<T>(static_cast<float>(v[i]));
+  return out;
+}
+
+TEST_CASE("conv2d blocks on the GPU agree with the CPU (double) forward and backward", "[gpu][nn][conv2d]") {
+  gpu g;
+  std::vector<conv_case> cases = conv_cases();
+  using nn::activation;
+  cases.push_back({2, 3, 64, 64, 32, {3, 3}, 1, 0, activation::relu, nn::maxpool2d(2)});  // the seed's conv, batch 2
+  cases.push_back({3, 16, 17, 19, 24, {3, 3}, 2, 1, activation::tanh, std::nullopt});
+  cases.push_back({1, 5, 33, 31, 9, {5, 5}, 3, 0, activation::none, nn::maxpool2d(3, 2)});
+  cases.push_back({4, 3, 20, 20, 8, {3, 3}, 1, 1, activation::sigmoid, nn::maxpool2d(2)});
+  cases.push_back({1, 64, 9, 9, 16, {3, 3}, 1, 1, activation::relu, std::nullopt});  // input channels in chunks
+  for (const conv_case& c : cases) {
+    CAPTURE(c.name());
+    const nn::conv_block block = c.block();
+    const std::vector<float> x = random_vector<float>(c.in().size(), -1, 1, 201);
+    const std::vector<float> w = random_vector<float>(c.weights(), -0.5, 0.5, 202);
+    const std::vector<float> b = random_vector<float>(c.oc, -0.2, 0.2, 203);
+    const std::vector<float> dy = random_vector<float>(c.out().size(), -1, 1, 204);
+    const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+
+    std::vector<double> y_ref(c.out().size());
+    std::vector<std::int32_t> argmax_ref(c.out().size());
+    nn::conv2d_block_forward(cpu, block, view(xd, c.in()), wd, bd, view(y_ref, c.out()), view(argmax_ref, c.out()));
+
+    auto gx = g.upload(x, c.in()), gw = g.upload(w, {c.weights(), 1, 1, 1}), gb = g.upload(b, {c.oc, 1, 1, 1});
+    auto gy = g.zeros<float>(c.out());
+    auto gargmax = g.zeros<std::int32_t>(c.out());
+    nn::conv2d_block_forward(g.exec, block, gx, gw.span(), gb.span(), gy, gargmax);
+    const std::vector<double> y = g.download(gy.span());
+    require_relative(y, y_ref, tolerance, "y");
+
+    std::vector<std::int32_t> argmax(c.out().size());
+    {
+      const std::vector<double> a = g.download(gargmax.span());
+      for (std::size_t i = 0; i < a.size(); ++i) argmax[i] = static_cast<std::int32_t>(a[i]);
+    }
+    if (c.pool) {  // the GPU's pick lies in the window and is a maximum of the reference
+      const std::vector<double> z = reference_conv(c, xd, wd, bd, false);
+      const shape4 co = c.conv_out(), po = c.out();
+      double scale = 1e-30;
+      for (double v : y_ref) scale = std::max(scale, std::fabs(v));
+      std::size_t same = 0;
+      for (std::size_t i = 0; i < argmax.size(); ++i) {
+        const std::size_t plane = i / (po.h * po.w), py = (i / po.w) % po.h, px = i % po.w;
+        const std::size_t row = static_cast<std::uint32_t>(argmax[i]) >> 16, col = argmax[i] & 0xffff;
+        REQUIRE(row >= py * c.pool->stride.h);
+        REQUIRE(row < py * c.pool->stride.h + c.pool->window.h);
+        REQUIRE(col >= px * c.pool->stride.w);
+        REQUIRE(col < px * c.pool->stride.w + c.pool->window.w);
+        REQUIRE(std::fabs(z[(plane * co.h + row) * co.w + col] - y_ref[i]) <= tolerance * scale);
+        same += argmax[i] == argmax_ref[i];
+      }
+      CHECK(same * 100 >= argmax.size() * 99);
+    }
+
+    // Backward, the reference given the GPU's forward results.
+    std::vector<double> dw_ref(w.size(), 0.0), db_ref(b.size(), 0.0), dx_ref(x.size());
+    nn::conv2d_block_backward(cpu, block, view(xd, c.in()), wd, view(y, c.out()), view(argmax, c.out()),
+                              view(dyd, c.out()), dw_ref, db_ref, view(dx_ref, c.in()));
+    auto gdy = g.upload(dy, c.out());
+    auto gdw = g.zeros<float>({c.weights(), 1, 1, 1}), gdb = g.zeros<float>({c.oc, 1, 1, 1});
+    auto gdx = g.upload(std::vector<float>(x.size(), 9.0f), c.in());
+    nn::conv2d_block_backward(g.exec, block, gx, gw.span(), gy, gargmax, gdy, gdw.span(), gdb.span(), gdx);
+    const std::vector<double> dw = g.download(gdw.span()), db = g.download(gdb.span());
+    require_relative(g.download(gdx.span()), dx_ref, tolerance, "dx");
+    require_relative(dw, dw_ref, tolerance, "dw");
+    require_relative(db, db_ref, tolerance, "db");
+
+    // Accumulation, and the same parameter gradients without the input gradient.
+    nn::conv2d_block_backward(g.exec, block, gx, gw.span(), gy, gargmax, gdy, gdw.span(), gdb.span(), nn::no_grad);
+    std::vector<double> twice = dw;
+    for (double& v : twice) v *= 2;
+    require_relative(g.download(gdw.span()), twice, 1e-6, "dw after a second backward");
+  }
+}
+
+TEST_CASE("maxpool2d on the GPU equals the CPU", "[gpu][nn][maxpool2d]") {
+  gpu g;
+  std::vector<pool_case> cases = pool_cases();
+  cases.push_back({{32, 32, 62, 62}, nn::maxpool2d(2)});
+  cases.push_back({{3, 5, 40, 33}, nn::maxpool2d(3, 1)});
+  for (const pool_case& c : cases) {
+    CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
+    const std::vector<float> x = random_vector<float>(c.in.size(), -1, 1, 211), dy = random_vector<float>(c.out().size(), -1, 1, 212);
+    std::vector<float> y(c.out().size()), dx(x.size());
+    std::vector<std::int32_t> argmax(y.size());
+    nn::maxpool2d_forward(cpu, c.pool, view(x, c.in), view(y, c.out()), view(argmax, c.out()));
+    nn::maxpool2d_backward(cpu, c.pool, view(dy, c.out()), view(argmax, c.out()), view(dx, c.in));
+    auto gx = g.upload(x, c.in), gy = g.zeros<float>(c.out()), gdy = g.upload(dy, c.out());
+    auto ga = g.zeros<std::int32_t>(c.out());
+    auto gdx = g.upload(std::vector<float>(x.size(), 4.0f), c.in);
+    nn::maxpool2d_forward(g.exec, c.pool, gx, gy, ga);
+    nn::maxpool2d_backward(g.exec, c.pool, gdy, ga, gdx);
+    CHECK(g.download(gy.span()) == to_double(y));
+    std::vector<double> a(argmax.begin(), argmax.end());
+    CHECK(g.download(ga.span()) == a);
+    require_relative(g.download(gdx.span()), to_double(dx), c.pool.disjoint() ? 0.0 : 1e-6, "dx");
+  }
+}
+
+TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the seed's shapes included", "[gpu][nn][dense]") {
+  gpu g;
+  using nn::activation;
+  const dense_case cases[] = {{1, 7, 5, activation::none},      {3, 2000, 17, activation::relu},
+                              {33, 300, 70, activation::sigmoid}, {64, 4096, 96, activation::tanh},
+                              {5, 1, 3, activation::none},       {2, 64, 1, activation::none},
+                              {32, 30752, 128, activation::relu}, {32, 128, 1, activation::sigmoid},
+                              {256, 30752, 128, activation::relu}};
+  for (const dense_case& c : cases) {
+    CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
+    const nn::dense layer(c.in, c.out);
+    const shape4 xs{c.n, c.in, 1, 1}, ys{c.n, c.out, 1, 1};
+    const std::vector<float> x = random_vector<float>(xs.size(), -1, 1, 221), w = random_vector<float>(c.in * c.out, -0.1, 0.1, 222);
+    const std::vector<float> b = random_vector<float>(c.out, -0.3, 0.3, 223), dy = random_vector<float>(ys.size(), -1, 1, 224);
+    const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+
+    auto gx = g.upload(x, xs), gw = g.upload(w, {w.size(), 1, 1, 1}), gb = g.upload(b, {c.out, 1, 1, 1});
+    auto gy = g.zeros<float>(ys), gpre = g.zeros<float>(ys);
+    nn::dense_forward(g.exec, layer, gx, gw.span(), gb.span(), gy, c.act, gpre);
+    const std::vector<double> y = g.download(gy.span());
+    std::vector<double> y_ref(ys.size()), pre_ref(ys.size());
+    nn::dense_forward(cpu, layer, view(xd, xs), wd, bd, view(y_ref, ys), c.act, view(pre_ref, ys));
+    require_relative(y, y_ref, tolerance, "y");
+    require_relative(g.download(gpre.span()), pre_ref, tolerance, "pre-activation");
+
+    std::vector<double> dw_ref(w.size(), 0.0), db_ref(b.size(), 0.0), dx_ref(x.size());
+    nn::dense_backward(cpu, layer, view(xd, xs), wd, view(y, ys), view(dyd, ys), dw_ref, db_ref, view(dx_ref, xs), c.act);
+    auto gdy = g.upload(dy, ys), gdx = g.zeros<float>(xs);
+    auto gdw = g.zeros<float>({w.size(), 1, 1, 1}), gdb = g.zeros<float>({c.out, 1, 1, 1});
+    nn::dense_backward(g.exec, layer, gx, gw.span(), gy, gdy, gdw.span(), gdb.span(), gdx, c.act);
+    require_relative(g.download(gdx.span()), dx_ref, tolerance, "dx");
+    require_relative(g.download(gdw.span()), dw_ref, tolerance, "dw");
+    require_relative(g.download(gdb.span()), db_ref, tolerance, "db");
+  }
+}
+
+TEST_CASE("activation layers and losses on the GPU agree with the CPU", "[gpu][nn][activation][loss]") {
+  gpu g;
+  const shape4 s{37, 3, 1, 1};
+  const std::vector<float> x = random_vector<float>(s.size(), -5, 5, 231), dy = random_vector<float>(s.size(), -1, 1, 232);
+  for (const auto act : {nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
+    CAPTURE(nn::activation_name(act));
+    std::vector<double> xd = to_double(x), y(s.size()), dx(s.size());
+    nn::activation_forward(cpu, act, view(xd, s), view(y, s));
+    const std::vector<double> dyd = to_double(dy);
+    auto gx = g.upload(x, s), gy = g.zeros<float>(s), gdy = g.upload(dy, s), gdx = g.zeros<float>(s);
+    nn::activation_forward(g.exec, act, gx, gy);
+    const std::vector<double> yg = g.download(gy.span());
+    require_relative(yg, y, 1e-6, "y");
+    nn::activation_backward(cpu, act, view(yg, s), view(dyd, s), view(dx, s));
+    nn::activation_backward(g.exec, act, gy, gdy, gdx);
+    require_relative(g.download(gdx.span()), dx, 1e-6, "dx");
+  }
+  std::vector<float> labels(s.size()), one_hot(s.size(), 0.0f);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = (i * 5 + 1) % 3 == 0 ? 1.0f : 0.0f;
+  for (std::size_t r = 0; r < s.n; ++r) one_hot[r * 3 + (r * 7) % 3] = 1.0f;
+  const std::vector<float> probs = random_vector<float>(s.size(), 0.02, 0.98, 233);
+  const std::pair<nn::loss, std::pair<const std::vector<float>*, const std::vector<float>*>> cases[] = {
+      {nn::binary_crossentropy{}, {&probs, &labels}},
+      {nn::binary_crossentropy_with_logits{}, {&x, &labels}},
+      {nn::mean_squared_error{}, {&x, &probs}},
+      {nn::softmax_crossentropy{}, {&x, &one_hot}}};
+  for (const auto& [l, io] : cases) {
+    CAPTURE(nn::loss_name(l));
+    const std::vector<double> pd = to_double(*io.first), td = to_double(*io.second);
+    std::vector<double> grad(s.size());
+    const double want = nn::loss_and_gradient(cpu, l, view(pd, s), view(td, s), view(grad, s));
+    auto gp = g.upload(*io.first, s), gt = g.upload(*io.second, s), gg = g.zeros<float>(s);
+    const float got = nn::loss_and_gradient(g.exec, l, gp, gt, gg);
+    CHECK(got == Approx(want).epsilon(1e-5));
+    require_relative(g.download(gg.span()), grad, 1e-5, "gradient");
+  }
+}
+
+TEST_CASE("Adam and SGD on the GPU follow their formulas, vectorised or not", "[gpu][nn][optimizer]") {
+  gpu g;
+  for (const std::size_t offset : {std::size_t{0}, std::size_t{1}}) {  // offset 1: unaligned, scalar path
+    CAPTURE(offset);
+    const std::size_t n = 1001;
+    const std::vector<float> p0 = random_vector<float>(n + offset, -1, 1, 241);
+    std::vector<std::vector<float>> grads;
+    for (int s = 0; s < 3; ++s) grads.push_back(random_vector<float>(n + offset, -2, 2, 242 + s));
+    const nn::adam a{0.01f, 0.85f, 0.995f, 1e-7f};
+    nn::optimizer_state<cuda_executor> state(g.exec, a, n);
+    auto gp = g.upload(p0, {n + offset, 1, 1, 1});
+    std::vector<long double> m(n, 0), v(n, 0), want(n);
+    for (std::size_t i = 0; i < n; ++i) want[i] = p0[offset + i];
+    for (int t = 1; t <= 3; ++t) {
+      auto gg = g.upload(grads[t - 1], {n + offset, 1, 1, 1});
+      state.step(gp.span().subspan(offset, n), gg.span().subspan(offset, n));
+      for (std::size_t i = 0; i < n; ++i) {
+        const long double gi = grads[t - 1][offset + i];
+        m[i] = (long double)a.beta1 * m[i] + (1 - (long double)a.beta1) * gi;
+        v[i] = (long double)a.beta2 * v[i] + (1 - (long double)a.beta2) * gi * gi;
+        const long double mhat = m[i] / (1 - std::pow((long double)a.beta1, t));
+        const long double vhat = v[i] / (1 - std::pow((long double)a.beta2, t));
+        want[i] -= (long double)a.learning_rate * mhat / (std::sqrt(vhat) + (long double)a.epsilon);
+      }
+      const std::vector<double> got = g.download(gp.span());
+      for (std::size_t i = 0; i < n; ++i)
+        REQUIRE(got[offset + i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-7));
+      for (std::size_t i = 0; i < offset; ++i) REQUIRE(got[i] == p0[i]);
+    }
+    CHECK(state.steps() == 3);
+
+    nn::optimizer_state<cuda_executor> momentum(g.exec, nn::sgd{0.1f, 0.9f}, n);
+    auto sp = g.upload(p0, {n + offset, 1, 1, 1});
+    std::vector<double> vel(n, 0), expect(n);
+    for (std::size_t i = 0; i < n; ++i) expect[i] = p0[offset + i];
+    for (int t = 0; t < 3; ++t) {
+      auto gg = g.upload(grads[t], {n + offset, 1, 1, 1});
+      momentum.step(sp.span().subspan(offset, n), gg.span().subspan(offset, n));
+      for (std::size_t i = 0; i < n; ++i) {
+        vel[i] = 0.9 * vel[i] + grads[t][offset + i];
+        expect[i] -= 0.1 * vel[i];
+      }
+    }
+    const std::vector<double> got = g.download(sp.span());
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(got[offset + i] == Approx(expect[i]).epsilon(1e-5).margin(1e-6));
+  }
+}
+
+template <class Exec>
+nn::sequential<Exec> seed_model(const Exec& exec, std::size_t batch) {
+  nn::sequential<Exec> m(exec, 3, 64, 64);
+  m.add(nn::conv2d(3, 32, 3, 1)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
+  m.add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
+  m.compile(batch, nn::binary_crossentropy{}, nn::adam{}, 42);
+  return m;
+}
+
+TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every gradient", "[gpu][nn][model]") {
+  gpu g;
+  const std::size_t batch = 4;
+  auto on_gpu = seed_model(g.exec, batch);
+  auto on_cpu = seed_model(cpu, batch);
+  REQUIRE(g.download(on_gpu.parameters()) == to_double(std::vector<float>(on_cpu.parameters().begin(), on_cpu.parameters().end())));
+  // Exact conv sums (eighths times 64ths) make the pool's choices identical on both sides.
+  std::vector<float> conv_w(on_cpu.weights(0).begin(), on_cpu.weights(0).end());
+  for (float& v : conv_w) v = std::round(v * 64.0f) / 64.0f;
+  std::copy(conv_w.begin(), conv_w.end(), on_cpu.weights(0).begin());
+  gpukit::transfer(on_gpu.weights(0), gpukit::make_host_span(std::as_const(conv_w)), g.stream.view());
+  std::vector<float> x = random_vector<float>(batch * 3 * 64 * 64, 0, 1, 251);
+  for (float& v : x) v = std::round(v * 8.0f) / 8.0f;
+  const std::vector<float> y{1, 0, 0, 1};
+  const shape4 xs{batch, 3, 64, 64}, ys{batch, 1, 1, 1};
+  auto gx = g.upload(x, xs), gy = g.upload(y, ys);
+  const auto hx = nn::host_tensor<float>::from_host(xs, x), hy = nn::host_tensor<float>::from_host(ys, y);
+
+  const std::vector<double> out_gpu = g.download(on_gpu.forward(gx));
+  const auto out_cpu = on_cpu.forward(hx);
+  require_relative(out_gpu, to_double(std::vector<float>(out_cpu.data, out_cpu.data + out_cpu.size())), tolerance, "output");
+  const auto compare_gradients = [&] {
+    for (const std::size_t layer : {std::size_t{0}, std::size_t{4}, std::size_t{6}}) {
+      CAPTURE(layer);
+      const auto cw = on_cpu.weight_gradients(layer), cb = on_cpu.bias_gradients(layer);
+      require_relative(g.download(on_gpu.weight_gradients(layer)), to_double(std::vector<float>(cw.begin(), cw.end())),
+                       tolerance, "weight gradients");
+      require_relative(g.download(on_gpu.bias_gradients(layer)), to_double(std::vector<float>(cb.begin(), cb.end())),
+                       tolerance, "bias gradients");
+    }
+  };
+  on_gpu.backward(gy);
+  on_cpu.backward(hy);
+  CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-5));
+  compare_gradients();
+  // train_step assigns the gradients (no zeroing pass) at the same parameters: the same again.
+  const float step_gpu = on_gpu.train_step(gx, gy), step_cpu = on_cpu.train_step(hx, hy);
+  CHECK(step_gpu == Approx(step_cpu).epsilon(1e-5));
+  compare_gradients();
+}
+
+TEST_CASE("a captured training step replays exactly like the eager steps", "[gpu][nn][model][graph]") {
+  gpu g;
+  const std::size_t batch = 8;
+  auto eager = seed_model(g.exec, batch);
+  auto replayed = seed_model(g.exec, batch);
+  auto gx = g.upload(random_vector<float>(batch * 3 * 64 * 64, 0, 1, 261), {batch, 3, 64, 64});
+  auto gy = g.upload(std::vector<float>{1, 0, 0, 1, 1, 1, 0, 0}, {batch, 1, 1, 1});
+  nn::graph step = replayed.capture_train_step(gx, gy);
+  CHECK(step.node_count() >= 8);
+  std::vector<float> eager_losses, replay_losses;
+  for (int i = 0; i < 3; ++i) {
+    eager.train_step_async(gx, gy);
+    eager_losses.push_back(eager.last_loss());
+    step.replay(g.stream.view());
+    replay_losses.push_back(replayed.last_loss());
+  }
+  CHECK(eager_losses == replay_losses);
+  CHECK(eager.steps() == 3);
+  CHECK(replayed.steps() == 3);
+  CHECK(g.download(eager.parameters()) == g.download(replayed.parameters()));
+  for (float l : eager_losses) CHECK(std::isfinite(l));
+
+  nn::graph fwd = replayed.capture_forward(gx);
+  const std::vector<double> direct = g.download(replayed.forward(gx));
+  auto out = replayed.forward(gx);
+  GPUKIT_CUDA_TRY(cudaMemsetAsync(const_cast<float*>(out.data), 0, out.size() * sizeof(float), g.stream.view()));
+  fwd.replay(g.stream.view());
+  CHECK(g.download(out) == direct);
+}
+
+TEST_CASE("a small model learns a toy problem on the GPU", "[gpu][nn][model][train]") {
+  gpu g;
+  require_toy_problem_learned(
+      g.exec, [&](const std::vector<float>& v, shape4 s) { return g.upload(v, s); },
+      [&](nn::device_tensor_view<const float> out) {
+        const std::vector<double> d = g.download(out);
+        return std::vector<float>(d.begin(), d.end());
+      });
+}
+
+}  // namespace

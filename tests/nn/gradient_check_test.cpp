@@ -1,0 +1,249 @@
+// Every layer and loss on the CPU path in double: the forward pass against the plain
+// reference (reference.hpp), the backward pass against central differences of the forward
+// pass, and the gradient invariant (parameter gradients accumulate, input gradients are
+// assigned). Built by the host compiler alone: the nn CPU path needs no nvcc.
+#include "nn/reference.hpp"
+
+#if defined(__CUDACC__)
+#error "this test must be compiled by the host compiler"
+#endif
+
+using namespace nn_test;
+
+namespace {
+
+const gpukit::cpu_executor cpu{};
+
+// ---- conv2d (alone and fused with activation and pool) ------------------------------------
+
+TEST_CASE("conv2d block: forward matches the plain loops, backward matches central differences", "[nn][conv2d]") {
+  for (const conv_case& c : conv_cases()) {
+    CAPTURE(c.name());
+    std::vector<double> x = random_vector(c.in().size(), -1, 1, 11), w = random_vector(c.weights(), -0.5, 0.5, 12),
+                        b = random_vector(c.oc, -0.2, 0.2, 13), r = random_vector(c.out().size(), -1, 1, 14);
+    const nn::conv_block block = c.block();
+    std::vector<double> y(c.out().size());
+    std::vector<std::int32_t> argmax(c.out().size());
+    const auto forward = [&] {
+      nn::conv2d_block_forward(cpu, block, view(x, c.in()), w, b, view(y, c.out()), view(argmax, c.out()));
+      return dot(r, y);
+    };
+    forward();
+    require_relative(y, reference_conv(c, x, w, b), 1e-13, "forward");
+
+    std::vector<double> dw(w.size(), 0.0), db(b.size(), 0.0), dx(x.size(), 7.0);
+    nn::conv2d_block_backward(cpu, block, view(x, c.in()), w, view(y, c.out()), view(argmax, c.out()), view(r, c.out()),
+                              dw, db, view(dx, c.in()));
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+    require_gradient(dw, numeric_gradient(w, forward), "dw");
+    require_gradient(db, numeric_gradient(b, forward), "db");
+
+    // A second backward adds to dw and db and overwrites dx.
+    forward();
+    std::vector<double> dw2 = dw, db2 = db, dx2(x.size(), -3.0);
+    nn::conv2d_block_backward(cpu, block, view(x, c.in()), w, view(y, c.out()), view(argmax, c.out()), view(r, c.out()),
+                              dw2, db2, view(dx2, c.in()));
+    for (std::size_t i = 0; i < dw.size(); ++i) REQUIRE(dw2[i] == Approx(2 * dw[i]).margin(1e-12));
+    for (std::size_t i = 0; i < db.size(); ++i) REQUIRE(db2[i] == Approx(2 * db[i]).margin(1e-12));
+    REQUIRE(dx2 == dx);
+
+    // Without an input gradient the parameter gradients are the same.
+    std::vector<double> dw3(w.size(), 0.0), db3(b.size(), 0.0);
+    nn::conv2d_block_backward(cpu, block, view(x, c.in()), w, view(y, c.out()), view(argmax, c.out()), view(r, c.out()),
+                              dw3, db3, nn::no_grad);
+    REQUIRE(dw3 == dw);
+    REQUIRE(db3 == db);
+  }
+}
+
+TEST_CASE("conv2d_forward and conv2d_backward are the block without activation or pool", "[nn][conv2d]") {
+  const conv_case c{2, 3, 7, 8, 4, {3, 3}, 2, 1, nn::activation::none, std::nullopt};
+  const nn::conv2d layer(3, 4, 3, 2, 1);
+  std::vector<double> x = random_vector(c.in().size(), -1, 1, 21), w = random_vector(c.weights(), -1, 1, 22),
+                      b = random_vector(4, -1, 1, 23), r = random_vector(c.out().size(), -1, 1, 24);
+  std::vector<double> y(c.out().size());
+  const auto forward = [&] {
+    nn::conv2d_forward(cpu, layer, view(x, c.in()), w, b, view(y, c.out()));
+    return dot(r, y);
+  };
+  forward();
+  require_relative(y, reference_conv(c, x, w, b), 1e-13, "forward");
+  std::vector<double> dw(w.size(), 0.0), db(4, 0.0), dx(x.size());
+  nn::conv2d_backward(cpu, layer, view(x, c.in()), w, view(r, c.out()), dw, db, view(dx, c.in()));
+  require_gradient(dx, numeric_gradient(x, forward), "dx");
+  require_gradient(dw, numeric_gradient(w, forward), "dw");
+  require_gradient(db, numeric_gradient(b, forward), "db");
+}
+
+TEST_CASE("the fused pool records where each maximum came from", "[nn][conv2d]") {
+  // One channel, identity kernel: the conv output is the input, so argmax is checkable by hand.
+  const nn::conv_block block{nn::conv2d(1, 1, 1), nn::activation::none, nn::maxpool2d(2)};
+  std::vector<double> x{1, 5, 2, 0,  //
+                        3, 4, 9, 8,  //
+                        7, 6, 1, 1,  //
+                        0, 2, 1, 3};
+  std::vector<double> w{1}, b{0}, y(4);
+  std::vector<std::int32_t> argmax(4);
+  nn::conv2d_block_forward(cpu, block, view(x, {1, 1, 4, 4}), w, b, view(y, {1, 1, 2, 2}), view(argmax, {1, 1, 2, 2}));
+  CHECK(y == std::vector<double>{5, 9, 7, 3});
+  CHECK(argmax == std::vector<std::int32_t>{(0 << 16) | 1, (1 << 16) | 2, (2 << 16) | 0, (3 << 16) | 3});
+}
+
+// ---- maxpool2d ---------------------------------------------------------------------------
+
+TEST_CASE("maxpool2d: forward matches the plain loops, backward matches central differences", "[nn][maxpool2d]") {
+  for (const pool_case& c : pool_cases()) {
+    CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
+    std::vector<double> x = random_vector(c.in.size(), -1, 1, 31), r = random_vector(c.out().size(), -1, 1, 32);
+    std::vector<double> y(c.out().size());
+    std::vector<std::int32_t> argmax(y.size());
+    const auto forward = [&] {
+      nn::maxpool2d_forward(cpu, c.pool, view(x, c.in), view(y, c.out()), view(argmax, c.out()));
+      return dot(r, y);
+    };
+    forward();
+    REQUIRE(y == reference_pool(c, x));
+    std::vector<double> dx(x.size(), 5.0);
+    nn::maxpool2d_backward(cpu, c.pool, view(r, c.out()), view(argmax, c.out()), view(dx, c.in));
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+  }
+}
+
+// ---- dense -------------------------------------------------------------------------------
+
+TEST_CASE("dense: forward matches the plain loops, backward matches central differences", "[nn][dense]") {
+  const dense_case cases[] = {{1, 1, 1, nn::activation::none},
+                              {3, 7, 5, nn::activation::relu},
+                              {2, 5, 3, nn::activation::sigmoid},
+                              {4, 6, 2, nn::activation::tanh},
+                              {5, 300, 3, nn::activation::none}};  // longer than a CPU column block
+  for (const dense_case& c : cases) {
+    CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
+    const nn::dense layer(c.in, c.out);
+    const shape4 xs{c.n, c.in, 1, 1}, ys{c.n, c.out, 1, 1};
+    std::vector<double> x = random_vector(xs.size(), -1, 1, 41), w = random_vector(c.in * c.out, -0.5, 0.5, 42),
+                        b = random_vector(c.out, -0.3, 0.3, 43), r = random_vector(ys.size(), -1, 1, 44);
+    std::vector<double> y(ys.size()), pre(ys.size());
+    const auto forward = [&] {
+      nn::dense_forward(cpu, layer, view(x, xs), w, b, view(y, ys), c.act);
+      return dot(r, y);
+    };
+    forward();
+    require_relative(y, reference_dense(c, x, w, b), 1e-13, "forward");
+    nn::dense_forward(cpu, layer, view(x, xs), w, b, view(y, ys), c.act, view(pre, ys));
+    require_relative(pre, reference_dense(c, x, w, b, false), 1e-13, "pre-activation");
+
+    std::vector<double> dw(w.size(), 0.0), db(b.size(), 0.0), dx(x.size(), 9.0);
+    nn::dense_backward(cpu, layer, view(x, xs), w, view(y, ys), view(r, ys), dw, db, view(dx, xs), c.act);
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+    require_gradient(dw, numeric_gradient(w, forward), "dw");
+    require_gradient(db, numeric_gradient(b, forward), "db");
+
+    forward();  // y again at the unperturbed inputs
+    std::vector<double> dw2 = dw, db2 = db, dx2(x.size(), -1.0);
+    nn::dense_backward(cpu, layer, view(x, xs), w, view(y, ys), view(r, ys), dw2, db2, view(dx2, xs), c.act);
+    for (std::size_t i = 0; i < dw.size(); ++i) REQUIRE(dw2[i] == Approx(2 * dw[i]).margin(1e-12));
+    for (std::size_t i = 0; i < db.size(); ++i) REQUIRE(db2[i] == Approx(2 * db[i]).margin(1e-12));
+    REQUIRE(dx2 == dx);
+  }
+}
+
+// ---- activation layers ---------------------------------------------------------------------
+
+TEST_CASE("activation layers: values and central-difference gradients", "[nn][activation]") {
+  for (const auto act : {nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
+    CAPTURE(nn::activation_name(act));
+    const shape4 s{3, 2, 5, 1};
+    std::vector<double> x = random_vector(s.size(), -4, 4, 51), r = random_vector(s.size(), -1, 1, 52), y(s.size());
+    const auto forward = [&] {
+      nn::activation_forward(cpu, act, view(x, s), view(y, s));
+      return dot(r, y);
+    };
+    forward();
+    for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(y[i] == Approx(reference_activation(act, x[i])).epsilon(1e-14));
+    std::vector<double> dx(s.size());
+    nn::activation_backward(cpu, act, view(y, s), view(r, s), view(dx, s));
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+  }
+  // The sigmoid does not overflow either way.
+  std::vector<double> big{-800.0, 800.0}, out(2);
+  nn::activation_forward(cpu, nn::activation::sigmoid, view(big, {2, 1, 1, 1}), view(out, {2, 1, 1, 1}));
+  CHECK(out[0] == 0.0);
+  CHECK(out[1] == 1.0);
+}
+
+// ---- losses ------------------------------------------------------------------------------
+
+double reference_loss(const nn::loss& l, const std::vector<double>& p, const std::vector<double>& t, std::size_t rows) {
+  const std::size_t cols = p.size() / rows;
+  double total = 0;
+  switch (l.index()) {
+    case 0:
+      for (std::size_t i = 0; i < p.size(); ++i) total -= t[i] * std::log(p[i]) + (1 - t[i]) * std::log(1 - p[i]);
+      return total / static_cast<double>(p.size());
+    case 1:
+      for (std::size_t i = 0; i < p.size(); ++i) {
+        const double s = 1 / (1 + std::exp(-p[i]));
+        total -= t[i] * std::log(s) + (1 - t[i]) * std::log(1 - s);
+      }
+      return total / static_cast<double>(p.size());
+    case 2:
+      for (std::size_t i = 0; i < p.size(); ++i) total += (p[i] - t[i]) * (p[i] - t[i]);
+      return total / static_cast<double>(p.size());
+    default:
+      for (std::size_t r = 0; r < rows; ++r) {
+        double sum = 0;
+        for (std::size_t k = 0; k < cols; ++k) sum += std::exp(p[r * cols + k]);
+        for (std::size_t k = 0; k < cols; ++k) total -= t[r * cols + k] * std::log(std::exp(p[r * cols + k]) / sum);
+      }
+      return total / static_cast<double>(rows);
+  }
+}
+
+TEST_CASE("losses: values match their formulas, gradients match central differences", "[nn][loss]") {
+  const shape4 s{5, 3, 1, 1};
+  std::vector<double> hard(s.size()), soft = random_vector(s.size(), 0, 1, 61);
+  for (std::size_t i = 0; i < hard.size(); ++i) hard[i] = (i * 7 + 3) % 5 < 2 ? 1.0 : 0.0;
+  std::vector<double> one_hot(s.size(), 0.0);
+  for (std::size_t r = 0; r < s.n; ++r) one_hot[r * 3 + r % 3] = 1.0;
+  for (std::size_t r = 0; r < s.n; ++r) {  // rows of `soft` become distributions
+    double sum = 0;
+    for (std::size_t k = 0; k < 3; ++k) sum += soft[r * 3 + k];
+    for (std::size_t k = 0; k < 3; ++k) soft[r * 3 + k] /= sum;
+  }
+  struct loss_case {
+    nn::loss l;
+    double lo, hi;
+    const std::vector<double>* target;
+  };
+  const loss_case cases[] = {{nn::binary_crossentropy{}, 0.05, 0.95, &hard},
+                             {nn::binary_crossentropy_with_logits{}, -6, 6, &hard},
+                             {nn::mean_squared_error{}, -2, 2, &soft},
+                             {nn::softmax_crossentropy{}, -5, 5, &one_hot},
+                             {nn::softmax_crossentropy{}, -5, 5, &soft}};
+  for (const loss_case& c : cases) {
+    CAPTURE(nn::loss_name(c.l));
+    std::vector<double> p = random_vector(s.size(), c.lo, c.hi, 62), grad(s.size());
+    const std::vector<double>& t = *c.target;
+    const double value = nn::loss_and_gradient(cpu, c.l, view(p, s), view(t, s), view(grad, s));
+    CHECK(value == Approx(reference_loss(c.l, p, t, s.n)).epsilon(1e-12));
+    CHECK(nn::loss_value(cpu, c.l, view(p, s), view(t, s)) == value);
+    require_gradient(grad, numeric_gradient(p, [&] { return nn::loss_value(cpu, c.l, view(p, s), view(t, s)); }),
+                     "d loss / d prediction");
+  }
+}
+
+TEST_CASE("binary cross-entropy saturates like PyTorch's instead of overflowing", "[nn][loss]") {
+  std::vector<double> p{0.0, 1.0}, t{1.0, 0.0}, grad(2);
+  const double l = nn::loss_and_gradient(cpu, nn::binary_crossentropy{}, view(p, {2, 1, 1, 1}), view(t, {2, 1, 1, 1}),
+                                         view(grad, {2, 1, 1, 1}));
+  CHECK(l == Approx(100.0));
+  CHECK(std::isfinite(grad[0]));
+  CHECK(grad[0] < 0);
+  CHECK(grad[1] > 0);
+  std::vector<double> z{-500.0, 500.0};
+  CHECK(nn::loss_value(cpu, nn::binary_crossentropy_with_logits{}, view(z, {2, 1, 1, 1}), view(t, {2, 1, 1, 1})) ==
+        Approx(500.0));
+}
+
+}  // namespace

@@ -1,0 +1,147 @@
+// tests/nn/reference.hpp — the layers' forward passes written the plain way (one loop per
+// index, double precision), independent of the library, plus the cases the layer tests
+// share: odd sizes, batch 1, strides 1/2/3, padding 0/1, disjoint and overlapping pools.
+#pragma once
+
+#include "nn/nn_support.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nn_test {
+
+struct conv_case {
+  std::size_t n, ic, h, w, oc;
+  nn::kernel_size k;
+  std::size_t stride, pad;
+  nn::activation act;
+  std::optional<nn::maxpool2d> pool;
+
+  nn::conv_block block() const { return {nn::conv2d(ic, oc, k, stride, pad), act, pool}; }
+  shape4 in() const { return {n, ic, h, w}; }
+  shape4 conv_out() const { return {n, oc, (h + 2 * pad - k.h) / stride + 1, (w + 2 * pad - k.w) / stride + 1}; }
+  shape4 out() const {
+    const shape4 c = conv_out();
+    if (!pool) return c;
+    return {n, oc, (c.h - pool->window.h) / pool->stride.h + 1, (c.w - pool->window.w) / pool->stride.w + 1};
+  }
+  std::size_t weights() const { return oc * ic * k.h * k.w; }
+  std::string name() const {
+    std::string s = "x" + nn::to_string(in()) + " " + std::to_string(oc) + " filters " + nn::to_string(k) + " stride " +
+                    std::to_string(stride) + " pad " + std::to_string(pad) + " " + nn::activation_name(act);
+    if (pool) s += " pool " + nn::to_string(pool->window) + "/" + nn::to_string(pool->stride);
+    return s;
+  }
+};
+
+/// The cases every conv test runs.
+inline std::vector<conv_case> conv_cases() {
+  using nn::activation;
+  using nn::maxpool2d;
+  return {
+      {1, 1, 5, 5, 1, {3, 3}, 1, 0, activation::none, std::nullopt},
+      {2, 3, 7, 6, 4, {3, 3}, 1, 1, activation::relu, std::nullopt},
+      {3, 2, 9, 8, 3, {2, 3}, 2, 0, activation::tanh, std::nullopt},
+      {1, 3, 10, 11, 2, {3, 3}, 3, 1, activation::sigmoid, std::nullopt},
+      {2, 3, 9, 9, 5, {3, 3}, 1, 0, activation::relu, maxpool2d(2)},
+      {3, 2, 8, 7, 3, {1, 1}, 1, 0, activation::none, maxpool2d(3, 2)},
+      {1, 2, 11, 9, 2, {5, 5}, 2, 1, activation::tanh, maxpool2d(nn::kernel_size{2, 1}, nn::kernel_size{1, 1})},
+      {2, 1, 6, 6, 2, {3, 3}, 3, 1, activation::sigmoid, maxpool2d(2)},
+      {1, 4, 4, 4, 3, {4, 4}, 1, 0, activation::relu, std::nullopt},
+      {1, 9, 6, 5, 10, {3, 2}, 1, 1, activation::none, maxpool2d(2, 1)},  // 9 channels x 6 taps: two weight passes
+  };
+}
+
+/// conv (+ bias) -> activation -> pool (when `with_pool`), plainly.
+template <class T>
+std::vector<double> reference_conv(const conv_case& c, const std::vector<T>& x, const std::vector<T>& w,
+                                   const std::vector<T>& b, bool with_pool = true) {
+  const shape4 co = c.conv_out();
+  std::vector<double> z(co.size());
+  for (std::size_t n = 0; n < c.n; ++n)
+    for (std::size_t o = 0; o < c.oc; ++o)
+      for (std::size_t oy = 0; oy < co.h; ++oy)
+        for (std::size_t ox = 0; ox < co.w; ++ox) {
+          double s = static_cast<double>(b[o]);
+          for (std::size_t i = 0; i < c.ic; ++i)
+            for (std::size_t ky = 0; ky < c.k.h; ++ky)
+              for (std::size_t kx = 0; kx < c.k.w; ++kx) {
+                const long long iy = static_cast<long long>(oy * c.stride + ky) - static_cast<long long>(c.pad);
+                const long long ix = static_cast<long long>(ox * c.stride + kx) - static_cast<long long>(c.pad);
+                if (iy < 0 || ix < 0 || iy >= static_cast<long long>(c.h) || ix >= static_cast<long long>(c.w)) continue;
+                s += static_cast<double>(w[((o * c.ic + i) * c.k.h + ky) * c.k.w + kx]) *
+                     static_cast<double>(x[((n * c.ic + i) * c.h + static_cast<std::size_t>(iy)) * c.w +
+                                           static_cast<std::size_t>(ix)]);
+              }
+          z[((n * c.oc + o) * co.h + oy) * co.w + ox] = reference_activation(c.act, s);
+        }
+  if (!c.pool || !with_pool) return z;
+  const shape4 po = c.out();
+  std::vector<double> y(po.size());
+  for (std::size_t p = 0; p < c.n * c.oc; ++p)
+    for (std::size_t py = 0; py < po.h; ++py)
+      for (std::size_t px = 0; px < po.w; ++px) {
+        double best = -INFINITY;
+        for (std::size_t wy = 0; wy < c.pool->window.h; ++wy)
+          for (std::size_t wx = 0; wx < c.pool->window.w; ++wx)
+            best = std::max(best, z[(p * co.h + py * c.pool->stride.h + wy) * co.w + px * c.pool->stride.w + wx]);
+        y[(p * po.h + py) * po.w + px] = best;
+      }
+  return y;
+}
+
+struct pool_case {
+  shape4 in;
+  nn::maxpool2d pool;
+  shape4 out() const {
+    return {in.n, in.c, (in.h - pool.window.h) / pool.stride.h + 1, (in.w - pool.window.w) / pool.stride.w + 1};
+  }
+};
+
+inline std::vector<pool_case> pool_cases() {
+  return {
+      {{1, 1, 4, 4}, nn::maxpool2d(2)},
+      {{3, 2, 7, 5}, nn::maxpool2d(3, 2)},
+      {{2, 3, 6, 7}, nn::maxpool2d(nn::kernel_size{2, 3}, nn::kernel_size{1, 2})},
+      {{1, 1, 5, 5}, nn::maxpool2d(5, 1)},
+      {{2, 4, 9, 11}, nn::maxpool2d(2, 3)},
+  };
+}
+
+template <class T>
+std::vector<double> reference_pool(const pool_case& c, const std::vector<T>& x) {
+  const shape4 o = c.out();
+  std::vector<double> y(o.size());
+  for (std::size_t p = 0; p < o.n * o.c; ++p)
+    for (std::size_t py = 0; py < o.h; ++py)
+      for (std::size_t px = 0; px < o.w; ++px) {
+        double best = -INFINITY;
+        for (std::size_t wy = 0; wy < c.pool.window.h; ++wy)
+          for (std::size_t wx = 0; wx < c.pool.window.w; ++wx)
+            best = std::max(best, static_cast<double>(x[(p * c.in.h + py * c.pool.stride.h + wy) * c.in.w +
+                                                        px * c.pool.stride.w + wx]));
+        y[(p * o.h + py) * o.w + px] = best;
+      }
+  return y;
+}
+
+struct dense_case {
+  std::size_t n, in, out;
+  nn::activation act;
+};
+
+template <class T>
+std::vector<double> reference_dense(const dense_case& c, const std::vector<T>& x, const std::vector<T>& w,
+                                    const std::vector<T>& b, bool activate = true) {
+  std::vector<double> y(c.n * c.out);
+  for (std::size_t n = 0; n < c.n; ++n)
+    for (std::size_t o = 0; o < c.out; ++o) {
+      double s = static_cast<double>(b[o]);
+      for (std::size_t k = 0; k < c.in; ++k) s += static_cast<double>(x[n * c.in + k]) * static_cast<double>(w[o * c.in + k]);
+      y[n * c.out + o] = activate ? reference_activation(c.act, s) : s;
+    }
+  return y;
+}
+
+}  // namespace nn_test
