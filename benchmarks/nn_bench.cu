@@ -193,7 +193,8 @@ void register_model() {
       auto model = seed_model(exec, batch);
       auto x = images_on(exec);
       auto g = std::make_shared<nn::graph>(model->capture_forward(*x));
-      return [=](gpukit::stream_view st) { g->replay(st); };
+      // The graph reads and writes the model's and x's memory: keep them alive with it.
+      return [g, model, x](gpukit::stream_view st) { g->replay(st); };
     });
     add_gpu_case("nn_train_step", "gpu", batch, step_bytes, images, [=](gpukit::stream_view s) {
       const cuda_executor exec(s);
@@ -208,7 +209,7 @@ void register_model() {
       auto x = images_on(exec);
       auto y = labels_on(exec);
       auto g = std::make_shared<nn::graph>(model->capture_train_step(*x, *y));
-      return [=](gpukit::stream_view st) { g->replay(st); };
+      return [g, model, x, y](gpukit::stream_view st) { g->replay(st); };
     });
   }
   // The CPU fallback at batch 32 only: a step costs about a GFLOP.
