@@ -65,7 +65,7 @@ ensure_dependencies() {
 
 configure_and_build() {
   say "configuring in $BUILD_DIR"
-  cmake -S "$GPUKIT_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@"
+  cmake -S "$GPUKIT_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@"  # a later -DCMAKE_BUILD_TYPE wins
   say "building with $JOBS jobs"
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
