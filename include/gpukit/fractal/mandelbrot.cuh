@@ -279,11 +279,7 @@ __global__ void render_rgb_kernel(const scene s, palette p, std::uint32_t aa, rg
 /// out[i] = colour_of(smooth[i], max_iters, p) on the GPU. Sizes must agree.
 inline void colourize(const cuda_executor& exec, device_span<const float> smooth, std::uint32_t max_iters, palette p,
                       device_span<rgb8> out) {
-  const char* where = "gpukit::fractal::colourize";
-  detail::require(smooth.size() == out.size(), where,
-                  "arguments 'smooth' and 'out' have " + std::to_string(smooth.size()) + " and " +
-                      std::to_string(out.size()) + " elements");
-  detail::require(max_iters >= 1, where, "argument 'max_iters' = 0 must be >= 1");
+  detail::check_colourize(smooth.size(), out.size(), max_iters);
   const launch_config cfg = config_for_elements(out.size(), detail::colourize_kernel);
   launch(detail::colourize_kernel, cfg, exec.stream(), smooth, max_iters, p, out);
 }

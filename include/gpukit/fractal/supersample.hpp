@@ -55,17 +55,22 @@ GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std
   return {to_byte(r / n), to_byte(g / n), to_byte(b / n)};
 }
 
+/// The argument checks both colourize paths share (before anything is written).
+inline void check_colourize(std::size_t smooth_size, std::size_t out_size, std::uint32_t max_iters) {
+  const char* where = "gpukit::fractal::colourize";
+  require(smooth_size == out_size, where,
+          "arguments 'smooth' and 'out' have " + std::to_string(smooth_size) + " and " + std::to_string(out_size) +
+              " elements");
+  require(max_iters >= 1, where, "argument 'max_iters' = 0 must be >= 1");
+}
+
 }  // namespace detail
 
 /// out[i] = colour_of(smooth[i], max_iters, p) on the CPU. Sizes must agree
 /// (std::invalid_argument otherwise, nothing written).
 inline void colourize(const cpu_executor& exec, host_span<const float> smooth, std::uint32_t max_iters, palette p,
                       host_span<rgb8> out) {
-  const char* where = "gpukit::fractal::colourize";
-  detail::require(smooth.size() == out.size(), where,
-                  "arguments 'smooth' and 'out' have " + std::to_string(smooth.size()) + " and " +
-                      std::to_string(out.size()) + " elements");
-  detail::require(max_iters >= 1, where, "argument 'max_iters' = 0 must be >= 1");
+  detail::check_colourize(smooth.size(), out.size(), max_iters);
   const auto n = static_cast<std::ptrdiff_t>(out.size());
 #pragma omp parallel for num_threads(exec.threads()) schedule(static)
   for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = colour_of(smooth[i], max_iters, p);
