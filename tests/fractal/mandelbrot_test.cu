@@ -184,6 +184,15 @@ TEST_CASE("every GPU strategy handles 1 x 1, thin and odd sizes", "[fractal][gpu
   }
 }
 
+TEST_CASE("every GPU strategy covers images taller than 65535 rows of block tiles", "[fractal][gpu]") {
+  // A grid holds at most 65535 blocks in y; the tiled kernels take the rest of the rows
+  // from the grid's z layers (8 rows per block tile, 16 for pairs: 1,100,003 rows need two).
+  scene s;
+  s.view = centered_view(dd_from(-0.75), dd_from(0.0), 2.4 / 1100003, 3, 1100003);
+  s.max_iters = 40;
+  require_every_strategy_exact(s);
+}
+
 TEST_CASE("the automatic strategy follows its documented rule", "[fractal][gpu]") {
   using detail::choose_strategy;
   scene s = fractal_test::seed();
