@@ -15,6 +15,7 @@ void register_core_cases();  // core_bench.cu
 void register_fractal_cases();  // fractal_bench.cu
 void register_ops_cases();   // ops_bench.cu
 void register_nn_cases();    // nn_bench.cu
+void register_io_cases();    // io_bench.cpp
 }  // namespace gpukit_bench
 
 int main(int argc, char** argv) try {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) try {
   gpukit_bench::register_fractal_cases();
   gpukit_bench::register_ops_cases();
   gpukit_bench::register_nn_cases();
+  gpukit_bench::register_io_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   gpukit_bench::print_summary(table_path);

@@ -2,11 +2,12 @@
 //
 //   gpukit::io::write_png("seed.png", gpukit::make_host_span(bytes), 1536, 1024, gpukit::io::pixel_format::gray8);
 //   gpukit::io::image img = gpukit::io::read_png("seed.png");
+//   gpukit::io::image same = gpukit::io::decode_png(gpukit::make_host_span(file_bytes), "seed.png");
 //
 // Pixels are row-major, top row first, channels interleaved (R, G, B). Errors:
 // std::invalid_argument for bad arguments (checked before the file is touched),
 // gpukit::io::png_file_error for everything the file system or libpng reports (the message
-// names the file and libpng's reason).
+// names the file and libpng's reason), including images larger than max_image_pixels.
 //
 // Host-only header: compiles with a plain C++17 compiler; link libpng (the gpukit CMake
 // target does).
@@ -14,6 +15,7 @@
 
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/span.hpp"
+#include "gpukit/io/image.hpp"
 
 #include <png.h>
 
@@ -26,27 +28,10 @@
 
 namespace gpukit::io {
 
-/// A PNG file could not be written or read; what() names the file and the reason.
-class png_file_error : public std::runtime_error {
+/// A PNG file could not be written, read or decoded; what() names the file and the reason.
+class png_file_error : public image_file_error {
  public:
-  png_file_error(const std::string& path, const std::string& what_arg) : std::runtime_error(what_arg), path_(path) {}
-  const std::string& path() const noexcept { return path_; }
-
- private:
-  std::string path_;
-};
-
-/// Bytes per pixel: 1 (gray) or 3 (R, G, B).
-enum class pixel_format { gray8 = 1, rgb8 = 3 };
-
-inline std::size_t channels(pixel_format f) noexcept { return static_cast<std::size_t>(f); }
-
-/// An owning 8-bit image as read from a file.
-struct image {
-  std::size_t width = 0;
-  std::size_t height = 0;
-  pixel_format format = pixel_format::gray8;
-  std::vector<std::uint8_t> pixels;  ///< width · height · channels(format) bytes
+  using image_file_error::image_file_error;
 };
 
 namespace detail {
@@ -73,41 +58,59 @@ inline std::string libpng_reason(const png_image& img) {
 
 }  // namespace detail
 
+/// How hard write_png compresses: `small` (libpng's default) or `fast` (libpng's
+/// PNG_IMAGE_FLAG_FAST: several times faster, files about a quarter larger).
+enum class png_compression { small, fast };
+
 /// Writes `pixels` (width · height · channels(format) bytes) as an 8-bit PNG to `path`
 /// (replacing it). width and height in [1, 2^31 − 1].
 inline void write_png(const std::string& path, host_span<const std::uint8_t> pixels, std::size_t width,
-                      std::size_t height, pixel_format format) {
+                      std::size_t height, pixel_format format, png_compression compression = png_compression::small) {
   const char* where = "gpukit::io::write_png";
   using gpukit::detail::require;
   require(!path.empty(), where, "argument 'path' is empty");
   require(format == pixel_format::gray8 || format == pixel_format::rgb8, where,
           "argument 'format' = " + std::to_string(static_cast<int>(format)) + " is not gray8 or rgb8");
-  require(width >= 1 && width <= 0x7fffffffu, where, "argument 'width' = " + std::to_string(width) + " is outside [1, 2^31 - 1]");
+  require(width >= 1 && width <= 0x7fffffffu, where,
+          "argument 'width' = " + std::to_string(width) + " is outside [1, 2^31 - 1]");
   require(height >= 1 && height <= 0x7fffffffu, where,
           "argument 'height' = " + std::to_string(height) + " is outside [1, 2^31 - 1]");
   const std::size_t row = width * channels(format);
-  require(row <= 0x7fffffffu && pixels.size() / row == height && pixels.size() % row == 0, where,
-          "argument 'pixels' has " + std::to_string(pixels.size()) + " bytes, a " + std::to_string(width) + " x " +
-              std::to_string(height) + " image of " + std::to_string(channels(format)) + " channel(s) needs " +
-              std::to_string(row * height));
+  require(row <= 0x7fffffffu, where,
+          "argument 'width' = " + std::to_string(width) + " makes a row over 2^31 - 1 bytes");
+  detail::require_pixels(pixels.size(), width, height, format, where);
   detail::png_image_guard guard;
   png_image* img = guard.get();
   img->width = static_cast<png_uint_32>(width);
   img->height = static_cast<png_uint_32>(height);
   img->format = format == pixel_format::rgb8 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  if (compression == png_compression::fast) img->flags |= PNG_IMAGE_FLAG_FAST;
   if (!png_image_write_to_file(img, path.c_str(), 0, pixels.data(), static_cast<png_int_32>(row), nullptr))
     throw png_file_error(path, "gpukit::io::write_png: cannot write '" + path + "': " + detail::libpng_reason(*img));
 }
 
-/// Reads an 8-bit view of the PNG at `path`: gray8 for grayscale files, rgb8 for colour
-/// ones (alpha is composited onto black; 16-bit files are reduced to 8 bits).
-inline image read_png(const std::string& path) {
-  const char* where = "gpukit::io::read_png";
-  gpukit::detail::require(!path.empty(), where, "argument 'path' is empty");
-  detail::png_image_guard guard;
+namespace detail {
+
+/// True when `bytes` holds an IEND chunk (the PNG's end marker, possibly followed by other
+/// data). libpng's simplified reader stops after the image data, so without this check a
+/// file cut just before its end, or with a damaged end, would pass as whole.
+inline bool png_has_end(host_span<const std::uint8_t> bytes) noexcept {
+  static const std::uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  for (std::size_t at = bytes.size(); at >= 12; --at)
+    if (std::memcmp(bytes.data() + at - 12, iend, 12) == 0) return true;
+  return false;
+}
+
+inline image decode_png_as(host_span<const std::uint8_t> bytes, const std::string& name, const char* where) {
+  png_image_guard guard;
   png_image* img = guard.get();
-  if (!png_image_begin_read_from_file(img, path.c_str()))
-    throw png_file_error(path, "gpukit::io::read_png: cannot read '" + path + "': " + detail::libpng_reason(*img));
+  if (bytes.empty() || !png_image_begin_read_from_memory(img, bytes.data(), bytes.size()))
+    throw png_file_error(name, std::string(where) + ": cannot read '" + name +
+                                   "': " + (bytes.empty() ? std::string("no bytes") : libpng_reason(*img)));
+  if (!pixel_count_ok(img->width, img->height))
+    throw png_file_error(name, std::string(where) + ": '" + name + "' declares " + std::to_string(img->width) + " x " +
+                                   std::to_string(img->height) + " pixels, more than the limit of " +
+                                   std::to_string(max_image_pixels));
   image out;
   out.format = (img->format & PNG_FORMAT_FLAG_COLOR) ? pixel_format::rgb8 : pixel_format::gray8;
   img->format = out.format == pixel_format::rgb8 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
@@ -116,8 +119,34 @@ inline image read_png(const std::string& path) {
   out.pixels.resize(PNG_IMAGE_SIZE(*img));
   const png_color black{0, 0, 0};
   if (!png_image_finish_read(img, &black, out.pixels.data(), 0, nullptr))
-    throw png_file_error(path, "gpukit::io::read_png: cannot decode '" + path + "': " + detail::libpng_reason(*img));
+    throw png_file_error(name, std::string(where) + ": cannot decode '" + name + "': " + libpng_reason(*img));
+  if (!png_has_end(bytes))
+    throw png_file_error(name,
+                         std::string(where) + ": cannot decode '" + name + "': no intact IEND chunk (truncated?)");
   return out;
+}
+
+}  // namespace detail
+
+/// Reads an 8-bit view of the PNG at `path`: gray8 for grayscale files, rgb8 for colour
+/// ones (alpha is composited onto black; 16-bit files are reduced to 8 bits). Files
+/// declaring more than max_image_pixels, and files without their end chunk, are rejected.
+inline image read_png(const std::string& path) {
+  const char* where = "gpukit::io::read_png";
+  gpukit::detail::require(!path.empty(), where, "argument 'path' is empty");
+  std::vector<std::uint8_t> bytes;
+  try {
+    bytes = detail::read_file_bytes(path, where);
+  } catch (const image_file_error& e) {
+    throw png_file_error(path, e.what());
+  }
+  return detail::decode_png_as(make_host_span(bytes), path, where);
+}
+
+/// As read_png, from the encoded bytes of a PNG file already in memory; `name` (e.g. the
+/// file it came from) only labels errors. `bytes` is not kept after the call.
+inline image decode_png(host_span<const std::uint8_t> bytes, const std::string& name) {
+  return detail::decode_png_as(bytes, name, "gpukit::io::decode_png");
 }
 
 }  // namespace gpukit::io
