@@ -13,6 +13,8 @@
 // Items are images, so the table's items/s is images/s. Bytes count what each call must
 // move at least: its inputs, parameters and outputs once; for the training step the input,
 // and per parameter one read forward, one gradient write, and Adam's 4 reads and 3 writes.
+// FLOPs count the products' multiply-adds (2 each) per image: the conv's weight gradient
+// only at the conv outputs the pool passed on (one in four), dense backward dw and dx.
 #include "gpukit/gpukit.cuh"
 #include "gpukit/nn.hpp"
 #include "support/harness.hpp"
@@ -30,6 +32,10 @@ using gpukit::cuda_executor;
 
 constexpr std::size_t conv_in = 3 * 64 * 64, pooled = 32 * 31 * 31;
 constexpr double f32 = 4.0;
+constexpr double conv_fwd_flops = 2.0 * 27 * 32 * 62 * 62, conv_bwd_flops = 2.0 * 27 * pooled;
+constexpr double dense1_flops = 2.0 * 30752 * 128, dense2_flops = 2.0 * 128;
+constexpr double forward_flops = conv_fwd_flops + dense1_flops + dense2_flops;
+constexpr double step_flops = forward_flops + conv_bwd_flops + 2 * dense1_flops + 2 * dense2_flops;
 
 std::vector<float> pattern(std::size_t n, unsigned salt) {
   std::vector<float> v(n);
@@ -230,6 +236,14 @@ void register_model() {
 }  // namespace
 
 void register_nn_cases() {
+  set_flops_per_item("nn_conv_fwd", conv_fwd_flops);
+  set_flops_per_item("nn_conv_bwd", conv_bwd_flops);
+  set_flops_per_item("nn_dense1_fwd", dense1_flops);
+  set_flops_per_item("nn_dense1_bwd", 2 * dense1_flops);
+  set_flops_per_item("nn_dense2_fwd", dense2_flops);
+  set_flops_per_item("nn_dense2_bwd", 2 * dense2_flops);
+  set_flops_per_item("nn_forward", forward_flops);
+  set_flops_per_item("nn_train_step", step_flops);
   register_layers();
   register_adam();
   register_model();

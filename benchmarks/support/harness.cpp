@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -22,6 +23,22 @@ double& copy_ceiling_bytes_per_second() {
 int& skipped_gpu_cases() {
   static int n = 0;
   return n;
+}
+std::vector<std::string>& failed_cases() {
+  static std::vector<std::string> f;
+  return f;
+}
+
+std::map<std::string, double>& flops_per_item() {
+  static std::map<std::string, double> f;
+  return f;
+}
+void set_flops_per_item(const std::string& family, double flops) { flops_per_item()[family] = flops; }
+
+/// GFLOP/s of a finished case, 0 when its family declared no operation count.
+double gflops(const result& r) {
+  const auto it = flops_per_item().find(r.family);
+  return it == flops_per_item().end() || r.seconds <= 0 ? 0.0 : it->second * r.items / r.seconds / 1e9;
 }
 
 std::string size_label(std::size_t n) {
@@ -73,6 +90,24 @@ l2_flusher& flusher() {
   return f;
 }
 
+/// Runs one case's body. An exception — out_of_memory when the inputs do not fit, any other
+/// gpukit error — ends only this case: Google Benchmark reports it as an error with the
+/// message, the summary lists it, and the run goes on with the next case.
+template <class Body>
+void guarded(benchmark::State& state, const std::string& name, Body body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    failed_cases().push_back(name + ": " + e.what());
+    // An earlier, shorter run of the same case may have recorded a figure: drop it.
+    auto& r = results();
+    r.erase(std::remove_if(r.begin(), r.end(),
+                           [&](const result& x) { return x.family + "/" + x.variant + "/" + x.size == name; }),
+            r.end());
+  }
+}
+
 void record(benchmark::State& state, result r, double seconds) {
   r.seconds = seconds;
   if (r.bytes > 0) {
@@ -81,6 +116,7 @@ void record(benchmark::State& state, result r, double seconds) {
       state.counters["of_copy"] = r.bytes / seconds / copy_ceiling_bytes_per_second();
   }
   if (r.items > 0) state.counters["Gitems/s"] = r.items / seconds / 1e9;
+  if (gflops(r) > 0) state.counters["GFLOP/s"] = gflops(r);
   // Repetitions overwrite: the table shows the last run of each case.
   for (auto& old : results()) {
     if (old.family == r.family && old.variant == r.variant && old.size == r.size) {
@@ -100,25 +136,28 @@ void add_gpu_case(const std::string& family, const std::string& variant, std::si
     return;
   }
   result proto{family, variant, size_label(n), 0, bytes, items, true};
-  benchmark::RegisterBenchmark((family + "/" + variant + "/" + proto.size).c_str(),
+  const std::string name = family + "/" + variant + "/" + proto.size;
+  benchmark::RegisterBenchmark(name.c_str(),
                                [=](benchmark::State& state) {
-                                 gpukit::stream s;
-                                 const auto call = make(s);
-                                 call(s);  // warm-up: module load, first touch
-                                 s.synchronize();
-                                 gpukit::event start, stop;
-                                 std::vector<double> times;
-                                 for (auto _ : state) {
-                                   flusher().flush(s);
-                                   start.record(s);
-                                   call(s);
-                                   stop.record(s);
-                                   stop.synchronize();
-                                   const double sec = gpukit::event::elapsed_ms(start, stop) / 1e3;
-                                   state.SetIterationTime(sec);
-                                   times.push_back(sec);
-                                 }
-                                 record(state, proto, median(times));
+                                 guarded(state, name, [&] {
+                                   gpukit::stream s;
+                                   const auto call = make(s);
+                                   call(s);  // warm-up: module load, first touch
+                                   s.synchronize();
+                                   gpukit::event start, stop;
+                                   std::vector<double> times;
+                                   for (auto _ : state) {
+                                     flusher().flush(s);
+                                     start.record(s);
+                                     call(s);
+                                     stop.record(s);
+                                     stop.synchronize();
+                                     const double sec = gpukit::event::elapsed_ms(start, stop) / 1e3;
+                                     state.SetIterationTime(sec);
+                                     times.push_back(sec);
+                                   }
+                                   record(state, proto, median(times));
+                                 });
                                })
       ->UseManualTime()
       ->MinTime(0.2)  // hundreds of cases: keep a full run within minutes
@@ -128,18 +167,21 @@ void add_gpu_case(const std::string& family, const std::string& variant, std::si
 void add_cpu_case(const std::string& family, const std::string& variant, std::size_t n, double bytes, double items,
                   cpu_factory make) {
   result proto{family, variant, size_label(n), 0, bytes, items, false};
-  benchmark::RegisterBenchmark((family + "/" + variant + "/" + proto.size).c_str(),
+  const std::string name = family + "/" + variant + "/" + proto.size;
+  benchmark::RegisterBenchmark(name.c_str(),
                                [=](benchmark::State& state) {
-                                 const auto call = make();
-                                 call();  // warm-up: page faults, thread pool start
-                                 std::vector<double> times;
-                                 for (auto _ : state) {
-                                   const auto t0 = std::chrono::steady_clock::now();
-                                   call();
-                                   const auto t1 = std::chrono::steady_clock::now();
-                                   times.push_back(std::chrono::duration<double>(t1 - t0).count());
-                                 }
-                                 record(state, proto, median(times));
+                                 guarded(state, name, [&] {
+                                   const auto call = make();
+                                   call();  // warm-up: page faults, thread pool start
+                                   std::vector<double> times;
+                                   for (auto _ : state) {
+                                     const auto t0 = std::chrono::steady_clock::now();
+                                     call();
+                                     const auto t1 = std::chrono::steady_clock::now();
+                                     times.push_back(std::chrono::duration<double>(t1 - t0).count());
+                                   }
+                                   record(state, proto, median(times));
+                                 });
                                })
       ->UseRealTime()
       ->MinTime(0.2)
@@ -174,8 +216,8 @@ void print_summary(const std::string& markdown_path) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   md << "GPU: " << gpu_name << ", date: " << date << ", CPU threads: " << gpukit::cpu_executor{}.threads() << "\n\n";
   if (ceiling > 0) md << "Device-to-device copy ceiling (read + write): " << ceiling / 1e9 << " GB/s\n\n";
-  md << "| case | size | variant | time (us) | GB/s | of copy ceiling | items/s | speedup vs cpu |\n";
-  md << "|---|---|---|---:|---:|---:|---:|---:|\n";
+  md << "| case | size | variant | time (us) | GB/s | of copy ceiling | items/s | GFLOP/s | speedup vs cpu |\n";
+  md << "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   char line[512];
   for (const auto& r : results()) {
     double cpu_seconds = 0;
@@ -197,13 +239,23 @@ void print_summary(const std::string& markdown_path) {
       gbs_text = line;
     }
     if (r.items > 0) items_text = si_rate(r.items / r.seconds);
-    std::snprintf(line, sizeof line, "| %s | %s | %s | %.2f | %s | %s | %s | %s |\n", r.family.c_str(), r.size.c_str(),
-                  r.variant.c_str(), r.seconds * 1e6, gbs_text.c_str(), of_ceiling.c_str(), items_text.c_str(),
+    std::string flops_text = "";
+    if (gflops(r) > 0) {
+      std::snprintf(line, sizeof line, "%.1f", gflops(r));
+      flops_text = line;
+    }
+    std::snprintf(line, sizeof line, "| %s | %s | %s | %.2f | %s | %s | %s | %s | %s |\n", r.family.c_str(),
+                  r.size.c_str(), r.variant.c_str(), r.seconds * 1e6, gbs_text.c_str(), of_ceiling.c_str(),
+                  items_text.c_str(), flops_text.c_str(),
                   speedup.c_str());
     md << line;
   }
   if (skipped_gpu_cases() > 0)
     md << "\nGPU cases skipped: " << skipped_gpu_cases() << " (no usable CUDA device); the CPU cases ran.\n";
+  if (!failed_cases().empty()) {
+    md << "\nCases that stopped with an error (no figure; the other cases ran):\n\n";
+    for (const auto& f : failed_cases()) md << "- " << f << "\n";
+  }
   std::printf("\n%s", md.str().c_str());
   if (!markdown_path.empty()) {
     std::ofstream out(markdown_path);

@@ -54,6 +54,10 @@ using cpu_factory = std::function<std::function<void()>()>;
 void add_gpu_case(const std::string& family, const std::string& variant, std::size_t n, double bytes, double items,
                   gpu_factory make);
 
+/// Declares that one item of every case of `family` costs `flops` floating-point operations
+/// (a multiply-add counts 2): the table then shows GFLOP/s for them.
+void set_flops_per_item(const std::string& family, double flops);
+
 /// Registers a CPU case; `bytes`/`items` count one call.
 void add_cpu_case(const std::string& family, const std::string& variant, std::size_t n, double bytes, double items,
                   cpu_factory make);
@@ -67,5 +71,10 @@ void print_summary(const std::string& markdown_path);
 
 /// GPU cases that were not registered because no GPU is usable.
 int& skipped_gpu_cases();
+
+/// "name: message" of each case that stopped with an exception (out_of_memory, any gpukit
+/// error): reported through State::SkipWithError and listed in the summary, while the run
+/// goes on with the next case.
+std::vector<std::string>& failed_cases();
 
 }  // namespace gpukit_bench

@@ -16,6 +16,7 @@ void register_fractal_cases();  // fractal_bench.cu
 void register_ops_cases();   // ops_bench.cu
 void register_nn_cases();    // nn_bench.cu
 void register_io_cases();    // io_bench.cpp
+void register_train_cases(); // train_bench.cu
 }  // namespace gpukit_bench
 
 int main(int argc, char** argv) try {
@@ -50,6 +51,7 @@ int main(int argc, char** argv) try {
   gpukit_bench::register_ops_cases();
   gpukit_bench::register_nn_cases();
   gpukit_bench::register_io_cases();
+  gpukit_bench::register_train_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   gpukit_bench::print_summary(table_path);

@@ -1,7 +1,10 @@
 // The GPU path against the CPU path. Tolerance: relative error ≤ 1e-4 in float32, measured
 // against the largest magnitude of the reference tensor (nn_support.hpp), for every layer,
 // forward and backward; the CPU reference runs in double. No layer uses TF32: the conv and
-// dense kernels are FP32 FMA throughout, so the same 1e-4 bar holds for all of them.
+// dense kernels are FP32 FMA throughout, so the same 1e-4 bar holds for all of them. The
+// shapes reach every GPU path: the general kernels and the fast ones (3x3 stride-1 conv
+// blocks, first-layer weight gradients, split-K and single-block dense products, the fused
+// dense backward pass, the loss fused with the last layer, Adam fused into the backward pass).
 //
 // Where a max-pool decides between near-equal values, float and double may pick different
 // winners; the tests then require the GPU's pick to be a maximum of the double reference,
@@ -10,6 +13,7 @@
 #include "nn/toy_problem.hpp"
 
 #include <cmath>
+#include <limits>
 
 using namespace nn_test;
 using gpukit::cuda_executor;
@@ -61,6 +65,8 @@ TEST_CASE("conv2d blocks on the GPU agree with the CPU (double) forward and back
   cases.push_back({1, 5, 33, 31, 9, {5, 5}, 3, 0, activation::none, nn::maxpool2d(3, 2)});
   cases.push_back({4, 3, 20, 20, 8, {3, 3}, 1, 1, activation::sigmoid, nn::maxpool2d(2)});
   cases.push_back({1, 64, 9, 9, 16, {3, 3}, 1, 1, activation::relu, std::nullopt});  // input channels in chunks
+  cases.push_back({2, 3, 12, 10, 40, {3, 3}, 1, 1, activation::relu, nn::maxpool2d(2)});  // channel groups in part
+  cases.push_back({3, 2, 8, 9, 20, {3, 3}, 1, 0, activation::tanh, std::nullopt});
   for (const conv_case& c : cases) {
     CAPTURE(c.name());
     const nn::conv_block block = c.block();
@@ -157,7 +163,8 @@ TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the se
                               {33, 300, 70, activation::sigmoid}, {64, 4096, 96, activation::tanh},
                               {5, 1, 3, activation::none},       {2, 64, 1, activation::none},
                               {32, 30752, 128, activation::relu}, {32, 128, 1, activation::sigmoid},
-                              {256, 30752, 128, activation::relu}};
+                              {256, 30752, 128, activation::relu}, {1, 30752, 128, activation::relu},
+                              {70, 2048, 128, activation::none},   {40, 1001, 150, activation::relu}};
   for (const dense_case& c : cases) {
     CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
     const nn::dense layer(c.in, c.out);
@@ -320,6 +327,75 @@ TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every
   const float step_gpu = on_gpu.train_step(gx, gy), step_cpu = on_cpu.train_step(hx, hy);
   CHECK(step_gpu == Approx(step_cpu).epsilon(1e-5));
   compare_gradients();
+}
+
+TEST_CASE("Adam fused into the dense backward pass updates like backward() and step()", "[gpu][nn][model][optimizer]") {
+  gpu g;
+  const std::size_t batch = 6;
+  auto fused = seed_model(g.exec, batch);
+  auto plain = seed_model(g.exec, batch);
+  auto gx = g.upload(random_vector<float>(batch * 3 * 64 * 64, 0, 1, 271), {batch, 3, 64, 64});
+  auto gy = g.upload(std::vector<float>{1, 0, 0, 1, 1, 0}, {batch, 1, 1, 1});
+  // The same gradients bit for bit; the updates may differ in the last bit (the two kernels
+  // may contract Adam's multiply-adds differently).
+  const auto same = [&](auto a, auto b, const char* what) { require_relative(g.download(a), g.download(b), 1e-6, what); };
+  for (int step = 0; step < 2; ++step) {
+    const float loss = fused.train_step(gx, gy);
+    plain.zero_grad();
+    (void)plain.forward(gx);
+    plain.backward(gy);
+    plain.step();
+    CHECK(loss == plain.last_loss());
+    CHECK(g.download(fused.gradients()) == g.download(plain.gradients()));
+    same(fused.parameters(), plain.parameters(), "parameters");
+    same(fused.optimizer_state_ref().first_moment(), plain.optimizer_state_ref().first_moment(), "first moments");
+    same(fused.optimizer_state_ref().second_moment(), plain.optimizer_state_ref().second_moment(), "second moments");
+  }
+  CHECK(fused.steps() == 2);
+
+  // A batch the device rejects leaves the fused update undone too.
+  const std::vector<double> before = g.download(fused.parameters());
+  const std::vector<double> moments = g.download(fused.optimizer_state_ref().second_moment());
+  std::vector<float> bad = random_vector<float>(batch * 3 * 64 * 64, 0, 1, 272);
+  bad[1234] = std::numeric_limits<float>::infinity();
+  auto gbad = g.upload(bad, {batch, 3, 64, 64});
+  fused.train_step_async(gbad, gy);
+  CHECK_THROWS_AS(fused.last_loss(), std::invalid_argument);
+  CHECK(g.download(fused.parameters()) == before);
+  CHECK(g.download(fused.optimizer_state_ref().second_moment()) == moments);
+  CHECK(fused.steps() == 2);
+}
+
+TEST_CASE("the loss fused with the last dense layer agrees with the CPU for MSE and BCE", "[gpu][nn][model][loss]") {
+  gpu g;
+  for (const bool mse : {true, false}) {
+    CAPTURE(mse);
+    const auto build = [&](const auto& exec) {
+      nn::sequential<std::decay_t<decltype(exec)>> m(exec, 20, 1, 1);
+      m.add(nn::dense(20, 8)).add(nn::relu{}).add(nn::dense(8, mse ? 3 : 1));
+      if (mse) m.add(nn::tanh{});
+      else m.add(nn::sigmoid{});
+      m.compile(5, mse ? nn::loss{nn::mean_squared_error{}} : nn::loss{nn::binary_crossentropy{}}, nn::sgd{0.1f}, 8);
+      return m;
+    };
+    auto on_gpu = build(g.exec);
+    auto on_cpu = build(cpu);
+    const std::size_t outs = mse ? 3 : 1;
+    const std::vector<float> x = random_vector<float>(5 * 20, -1, 1, 281);
+    std::vector<float> y = random_vector<float>(5 * outs, -0.8, 0.8, 282);
+    if (!mse) y = {1, 0, 0, 1, 1};
+    const shape4 xs{5, 20, 1, 1}, ys{5, outs, 1, 1};
+    auto gx = g.upload(x, xs), gy = g.upload(y, ys);
+    const auto hx = nn::host_tensor<float>::from_host(xs, x), hy = nn::host_tensor<float>::from_host(ys, y);
+    (void)on_gpu.forward(gx);
+    on_gpu.backward(gy);
+    (void)on_cpu.forward(hx);
+    on_cpu.backward(hy);
+    CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-5));
+    const auto grads = on_cpu.gradients();
+    require_relative(g.download(on_gpu.gradients()), to_double(std::vector<float>(grads.begin(), grads.end())), tolerance,
+                     "gradients");
+  }
 }
 
 TEST_CASE("a captured training step replays exactly like the eager steps", "[gpu][nn][model][graph]") {

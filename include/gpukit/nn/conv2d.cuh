@@ -14,6 +14,9 @@
 //           fixed order (no atomics: the result is deterministic) into dw and db.
 // input:    the gradient at every conv output is scattered back through the pool, then one
 //           thread per input element gathers it through the kernel.
+// These are the general paths. Faster ones for the common shapes (3x3 stride-1 forward with
+// a 2x2 pool or none; weight gradients of at most 32 taps, as a first layer has) live in
+// detail/conv_fast.cuh and are taken whenever they fit.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -21,6 +24,7 @@
 #endif
 
 #include "gpukit/nn/conv2d.hpp"
+#include "gpukit/nn/detail/conv_fast.cuh"
 #include "gpukit/nn/detail/kernels.cuh"
 
 #include <cstdint>
@@ -313,6 +317,7 @@ __global__ void conv_dgrad_kernel(const conv_geometry g, const float* w, const f
 
 inline void conv_forward_gpu(const cuda_executor& exec, const conv_geometry& g, const float* x, const float* w,
                              const float* b, float* y, std::int32_t* argmax) {
+  if (const quad_plan q = plan_quad_forward(g); q.icb > 0) return conv_quad_forward(exec, g, q, x, w, b, y, argmax);
   const conv_tile t = plan_conv_tile(g);
   launch_config cfg;
   cfg.grid = dim3(static_cast<unsigned>(static_cast<long long>(g.n) * t.tiles_h * t.tiles_w),
@@ -337,12 +342,16 @@ inline void conv_backward_gpu(const cuda_executor& exec, const conv_geometry& g,
   float* partials = scratch.at<float>(layout.partials);
   const float* act_y = g.act != activation::none ? y : nullptr;
 
-  launch_config wcfg;
-  wcfg.grid = dim3(static_cast<unsigned>(g.oc), static_cast<unsigned>(plan.splits));
-  wcfg.block = dim3(wgrad_threads);
-  launch(conv_wgrad_kernel<>, wcfg, exec.stream(), conv_wgrad_args{g, plan, x, act_y, argmax, dy, partials});
-  launch(conv_wgrad_reduce_kernel<>, grid_for(static_cast<std::size_t>(g.oc) * (g.kdim() + 1)), exec.stream(),
-         static_cast<const float*>(partials), plan.splits, g.oc, g.kdim(), dw, db, accumulate);
+  if (const wgrad_band_plan band = plan_wgrad_band(g, sms); band.ok()) {
+    conv_wgrad_band(exec, g, band, x, act_y, argmax, dy, partials, dw, db, accumulate);
+  } else {
+    launch_config wcfg;
+    wcfg.grid = dim3(static_cast<unsigned>(g.oc), static_cast<unsigned>(plan.splits));
+    wcfg.block = dim3(wgrad_threads);
+    launch(conv_wgrad_kernel<>, wcfg, exec.stream(), conv_wgrad_args{g, plan, x, act_y, argmax, dy, partials});
+    launch(conv_wgrad_reduce_kernel<>, grid_for(static_cast<std::size_t>(g.oc) * (g.kdim() + 1)), exec.stream(),
+           static_cast<const float*>(partials), plan.splits, g.oc, g.kdim(), dw, db, accumulate);
+  }
   if (dx == nullptr) return;
 
   const float* dz = dy;

@@ -357,6 +357,40 @@ inline conv_wgrad_plan plan_conv_wgrad(const conv_geometry& g, int sm_count) {
   return p;
 }
 
+inline constexpr int band_taps = 32;   // taps (ic·kh·kw) the fast weight-gradient pass sums in registers
+inline constexpr int band_chunk = 64;  // block outputs it stages at a time
+
+/// The fast weight-gradient pass (detail/conv_fast.cuh): one block per band of `rows`
+/// block-output rows of one image, whose input (in_rows rows of row_stride floats per
+/// channel, padding included) sits in shared memory.
+struct wgrad_band_plan {
+  int rows = 0, bands = 0, in_rows = 0, row_stride = 0;
+  std::size_t shared_bytes = 0;
+  bool ok() const noexcept { return rows > 0; }
+};
+
+/// The band plan for g (about two blocks per SM), or one with rows = 0 when g has more than
+/// band_taps taps or even one row's band does not fit in shared memory.
+inline wgrad_band_plan plan_wgrad_band(const conv_geometry& g, int sm_count) {
+  wgrad_band_plan p;
+  if (g.kdim() > band_taps) return p;
+  int stride = (g.ow - 1) * g.stride + g.kw;
+  // A pool window's positions at row distance 1 must fall in different banks.
+  while (stride % 32 == 0 || stride % 32 == 1 || stride % 32 == 31) ++stride;
+  const std::size_t staging = 2 * 32 * (band_chunk + 1) * sizeof(float);
+  const long long want_bands = (2LL * sm_count + g.n - 1) / g.n;
+  for (int rows = static_cast<int>(std::max<long long>(1, (g.ph + want_bands - 1) / want_bands)); rows >= 1; rows /= 2) {
+    const int in_rows = ((rows - 1) * g.psh + g.pkh - 1) * g.stride + g.kh;
+    const std::size_t bytes = static_cast<std::size_t>(g.ic) * in_rows * stride * sizeof(float) + staging;
+    if (bytes <= conv_shared_budget) {
+      p.rows = rows, p.bands = (g.ph + rows - 1) / rows, p.in_rows = in_rows, p.row_stride = stride;
+      p.shared_bytes = bytes;
+      return p;
+    }
+  }
+  return p;
+}
+
 /// Scratch regions of the GPU backward pass.
 struct conv_backward_scratch {
   std::size_t partials = 0, dz = 0;
@@ -367,7 +401,9 @@ struct conv_backward_scratch {
 inline conv_backward_scratch plan_conv_backward_scratch(const conv_geometry& g, bool want_dx, int sm_count) {
   conv_backward_scratch s;
   const conv_wgrad_plan w = plan_conv_wgrad(g, sm_count);
-  s.partials = s.plan.add<float>(static_cast<std::size_t>(w.splits) * g.oc * static_cast<std::size_t>(g.kdim() + 1));
+  const wgrad_band_plan band = plan_wgrad_band(g, sm_count);
+  const std::size_t blocks = band.ok() ? static_cast<std::size_t>(g.n) * band.bands : static_cast<std::size_t>(w.splits);
+  s.partials = s.plan.add<float>(blocks * g.oc * static_cast<std::size_t>(g.kdim() + 1));
   s.needs_dz = want_dx && (g.pooled || g.act != activation::none);
   if (s.needs_dz) s.dz = s.plan.add<float>(static_cast<std::size_t>(g.conv_size()));
   return s;

@@ -11,18 +11,21 @@
 // - backward: y is the forward's output (read only when act is not none); dy has y's
 //   shape. Parameter gradients ACCUMULATE (dw += dzᵀ·x, db += Σ dz, with dz = dy · act'(y));
 //   the input gradient dx = dz·w (x's shape) is ASSIGNED, or skipped for nn::no_grad.
-// - No output may overlap an input. cuda_executor: float, queued on its stream, tiled
-//   FP32 GEMM kernels (no TF32: results within a few float ulps per term of the CPU's),
-//   split over K when the output alone cannot fill the GPU; cpu_executor: float or double.
+// - No output may overlap an input. cuda_executor: float, queued on its stream, FP32 FMA
+//   kernels (no TF32: results within a few float ulps per term of the CPU's), split over K
+//   when the output alone cannot fill the GPU, summed in a fixed order (dense.cuh says
+//   which kernel takes which shape); cpu_executor: float or double.
 #pragma once
 
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
 #include "gpukit/nn/layers.hpp"
+#include "gpukit/nn/optimizer.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace gpukit::nn {
@@ -49,6 +52,7 @@ struct dense_backward_extras {
   bool accumulate = true;
   activation dx_act = activation::none;
   const T* dx_act_y = nullptr;  // the producing layer's output, x's shape
+  fused_adam adam{};            // GPU: Adam applied to w as dw is computed (dense_backward_fuses)
 };
 
 // ---- CPU path ------------------------------------------------------------------------
@@ -170,9 +174,56 @@ inline gemm_plan plan_gemm(int m, int n, int k, bool allow_split, int sm_count) 
 inline gemm_plan plan_dense_forward(const dense_geometry& g, int sm_count) {
   return plan_gemm(g.n, g.out, g.in, true, sm_count);
 }
+
+// The faster paths of detail/dense_fast.cuh, planned here because a model sizes its scratch
+// from them.
+
+/// The split-K forward product: x·wᵀ with `in` a multiple of 4 and at least 512 (and x, w
+/// 16-byte aligned, checked at the call), 8·tm rows and 128 output features per block.
+inline constexpr int splitk_bn = 128, splitk_bk = 32, splitk_stages = 4;
+struct splitk_plan {
+  int tm = 0, splits = 1, k_chunk = 0;
+  std::size_t partial_floats = 0, shared_bytes = 0;
+  bool ok() const noexcept { return tm > 0; }
+};
+
+inline splitk_plan plan_splitk(const dense_geometry& g, int sm_count) {
+  splitk_plan p;
+  if (g.in % 4 != 0 || g.in < 512) return p;
+  p.tm = g.n <= 32 ? 4 : 8;
+  const int bm = 8 * p.tm;
+  const long long tiles = static_cast<long long>((g.n + bm - 1) / bm) * ((g.out + splitk_bn - 1) / splitk_bn);
+  const int k_tiles = (g.in + splitk_bk - 1) / splitk_bk;
+  // About two blocks per SM (each holds four stages of its tiles), at least 3 k-tiles each.
+  const long long want = std::max(1LL, std::min((2LL * sm_count + tiles - 1) / tiles, k_tiles / 3LL));
+  const int per_split = static_cast<int>((k_tiles + want - 1) / want);
+  p.k_chunk = per_split * splitk_bk;
+  p.splits = (k_tiles + per_split - 1) / per_split;
+  p.partial_floats = p.splits > 1 ? static_cast<std::size_t>(p.splits) * g.n * g.out : 0;
+  p.shared_bytes = static_cast<std::size_t>(splitk_stages) * (bm + splitk_bn) * (splitk_bk + 4) * sizeof(float);
+  return p;
+}
+
+/// Whether one block computes the whole layer (forward, or loss and backward).
+inline constexpr int small_dense_rows = 4096;  // the most n·out values a block keeps
+inline bool dense_is_small(const dense_geometry& g) {
+  const long long outputs = static_cast<long long>(g.n) * g.out;
+  return outputs <= small_dense_rows && outputs * g.in <= (1LL << 20);
+}
+
+/// Whether the fused backward kernel takes g (x, w, dw, dx and dx_act_y must also be
+/// 16-byte aligned: checked at the call).
+inline constexpr int fused_tile = 128;  // input features per block, and the most output features
+inline bool dense_backward_fuses(const dense_geometry& g, const void* x, const void* w, const void* dw, const void* dx,
+                                 const void* dx_act_y) {
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  return g.out <= fused_tile && g.in % 4 == 0 && g.in >= 512 && !dense_is_small(g) && aligned(x) && aligned(w) &&
+         aligned(dw) && aligned(dx) && aligned(dx_act_y);
+}
+
 inline std::size_t dense_forward_scratch_bytes(const dense_geometry& g, int sm_count) {
   scratch_plan s;
-  s.add<float>(plan_dense_forward(g, sm_count).partial_floats);
+  s.add<float>(std::max(plan_dense_forward(g, sm_count).partial_floats, plan_splitk(g, sm_count).partial_floats));
   return s.bytes;
 }
 inline std::size_t dense_backward_scratch_bytes(const dense_geometry& g, activation act) {

@@ -53,6 +53,18 @@ struct optimizer_clock {
   float inv_sqrt_bc2 = 0.0f;  // 1 / √(1 - β2ᵗ)
 };
 
+/// What a kernel that computes the gradient of some parameters needs to apply Adam to them
+/// itself (GPU): the parameters and moments at the same offset, the clock already advanced
+/// for this step, and the guard that vetoes the step. m == nullptr: no update.
+struct fused_adam {
+  float* params = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  const optimizer_clock* clock = nullptr;
+  adam config{};
+  const unsigned long long* guard = nullptr;
+};
+
 inline void advance_clock(optimizer_clock& c, const adam& a) {
   c.steps += 1;
   const double t = static_cast<double>(c.steps);
@@ -109,11 +121,22 @@ void adam_cpu(const cpu_executor& exec, const adam& a, const optimizer_clock& c,
   }
 }
 
+/// Up to four ranges [begin, begin + count) of a parameter buffer: the part an optimizer
+/// launch updates when kernels have updated the rest themselves.
+struct param_ranges {
+  long long begin[4] = {}, count[4] = {};
+  int size = 0;
+};
+
 #if defined(__CUDACC__)
 // Defined in optimizer.cuh. `guard` (nullable) points at a step_record's two bad-index
 // words: when either holds an index the step changes nothing, the count included.
-inline void optimizer_step_gpu(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock, long long n,
-                               float* p, const float* g, float* m, float* v, const unsigned long long* guard);
+// optimizer_tick_gpu advances the clock; optimizer_update_gpu updates `ranges` of p.
+inline void optimizer_tick_gpu(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock,
+                               const unsigned long long* guard);
+inline void optimizer_update_gpu(const cuda_executor& exec, const optimizer& o, const optimizer_clock* clock,
+                                 const param_ranges& ranges, float* p, const float* g, float* m, float* v,
+                                 const unsigned long long* guard);
 #endif
 
 }  // namespace detail
@@ -153,8 +176,10 @@ class optimizer_state {
     T* v = second_.data();
     if constexpr (on_gpu) {
 #if defined(__CUDACC__)
-      detail::optimizer_step_gpu(exec_, config_, clock_.data(), static_cast<long long>(count_), params, grads, m, v,
-                                 guard);
+      detail::param_ranges all;
+      all.begin[0] = 0, all.count[0] = static_cast<long long>(count_), all.size = 1;
+      detail::optimizer_tick_gpu(exec_, config_, clock_.data(), guard);
+      detail::optimizer_update_gpu(exec_, config_, clock_.data(), all, params, grads, m, v, guard);
 #else
       (void)guard, (void)m, (void)v, (void)params, (void)grads;
       static_assert(gpukit::detail::always_false<Exec>,
@@ -171,6 +196,24 @@ class optimizer_state {
       }
     }
   }
+
+#if defined(__CUDACC__)
+  // A step in parts (GPU, Adam), for kernels that apply the update to the gradients they
+  // compute: tick(guard), then those kernels with fused_at(...), then update_ranges(...)
+  // over the parameters they left out. The same arithmetic as step_raw.
+
+  bool fusable() const noexcept { return on_gpu && std::holds_alternative<adam>(config_); }
+  void tick(const unsigned long long* guard) { detail::optimizer_tick_gpu(exec_, config_, clock_.data(), guard); }
+  /// The state for params[offset, ...), `params` being the whole buffer step_raw takes.
+  detail::fused_adam fused_at(T* params, std::size_t offset, const unsigned long long* guard) {
+    return {params + offset, first_.data() + offset, second_.data() + offset, clock_.data(), std::get<adam>(config_),
+            guard};
+  }
+  void update_ranges(const detail::param_ranges& ranges, T* params, const T* grads, const unsigned long long* guard) {
+    detail::optimizer_update_gpu(exec_, config_, clock_.data(), ranges, params, grads, first_.data(), second_.data(),
+                                 guard);
+  }
+#endif
 
   /// Steps taken so far (GPU: waits for the stream to read it).
   std::int64_t steps() const {

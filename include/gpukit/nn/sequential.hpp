@@ -23,6 +23,9 @@
 //   with binary_crossentropy is evaluated from the logits (the stable form; the same value
 //   wherever p is not saturated), so the loss gradient skips the sigmoid. Backward, a dense
 //   layer's input-gradient product also applies the slope of the activation before it.
+//   GPU: the loss and the backward pass of a small last dense layer are one launch, and in
+//   a training step with Adam a large dense layer (out <= 128) updates its weights in its
+//   own backward pass (the gradients are still written).
 // - Every call takes batches of 1..max_batch samples; x (n, c, h, w), y the output shape.
 // - train_step(x, y) checks x (finite) and y (in the loss's domain) first and throws
 //   std::invalid_argument naming the argument, the index, the value and the layer, with
@@ -158,6 +161,7 @@ class sequential {
     detail::require(!compiled_, where, "the model is already compiled");
     detail::require(!layers_.empty(), where, "the model has no layers");
     detail::require(max_batch >= 1, where, "argument 'max_batch' = 0 must be at least 1");
+    detail::validate(opt);  // before anything is planned or allocated: a refused compile changes nothing
     max_batch_ = max_batch;
     loss_ = loss_fn;
     plan_stages();
@@ -290,6 +294,49 @@ class sequential {
     } else {
       return loss_host_;
     }
+  }
+
+  // ---- results left where the step wrote them, for training loops that read them later ----
+
+  /// The output of the last forward(), evaluate_async() or training step, for the batch it
+  /// took (probabilities after a final sigmoid, also when the loss used the logits). GPU:
+  /// device memory, valid once the stream passes that call and until the next one.
+  const_view last_output() const {
+    require_compiled("last_output");
+    detail::require(last_input_ != nullptr, "gpukit::nn::sequential::last_output", "the model has not run yet");
+    return {stage_output(stages_.size() - 1, last_input_), output_shape(last_batch_)};
+  }
+
+  /// Where the last evaluate_async() or training step writes its loss (the batch mean):
+  /// GPU: device memory, valid once the stream passes that call; CPU: host memory.
+  const T* last_loss_address() const {
+    require_compiled("last_loss_address");
+    if constexpr (on_gpu) {
+      return &record_.data()->loss;
+    } else {
+      return &loss_host_;
+    }
+  }
+
+  /// evaluate() without waiting: the checks (GPU: on the device; a rejected batch makes
+  /// last_loss() throw), forward and loss queued; read them with last_output() and
+  /// last_loss_address(). CPU: checks first, as evaluate().
+  void evaluate_async(const_view x, const_view y) {
+    constexpr const char* where = "gpukit::nn::sequential::evaluate_async";
+    const std::size_t b = check_batch(where, x, y);
+    if constexpr (on_gpu) {
+#if defined(__CUDACC__)
+      detail::validate_gpu(run_exec_, detail::value_check::finite, x.data, static_cast<long long>(x.size()),
+                           detail::kind_of(loss_), y.data, static_cast<long long>(y.size()), record_.data());
+#endif
+    } else {
+      check_now(where, x, y, true);
+    }
+    queue_forward(x.data, b);
+    queue_loss(x.data, y.data, b, false);
+    last_input_ = x.data;
+    last_batch_ = b;
+    last_x_ = x, last_y_ = y;
   }
 
 #if defined(__CUDACC__)
@@ -624,9 +671,10 @@ class sequential {
   const T* weights_of(const stage& st) const { return params_.data() + st.w_off; }
   const T* bias_of(const stage& st) const { return params_.data() + st.b_off; }
 
-  void queue_forward(const T* x, std::size_t batch) {
+  /// `leave_last`: the last stage is left to the fused head of a training step.
+  void queue_forward(const T* x, std::size_t batch, bool leave_last = false) {
     const int b = static_cast<int>(batch);
-    for (std::size_t i = 0; i < stages_.size(); ++i) {
+    for (std::size_t i = 0; i < stages_.size() - (leave_last ? 1 : 0); ++i) {
       stage& st = stages_[i];
       const T* in = stage_input(i, x);
       switch (st.kind) {
@@ -686,12 +734,66 @@ class sequential {
     }
   }
 
+  /// GPU: whether the last stage's forward pass (when a training step leaves it out of
+  /// queue_forward), the loss and its backward pass are one launch: a small dense layer
+  /// and an elementwise loss.
+  bool fused_head(std::size_t batch) const {
+    if (!on_gpu || stages_.back().kind != stage_kind::dense || detail::kind_of(loss_) == detail::loss_kind::softmax_ce)
+      return false;
+    detail::dense_geometry g = stages_.back().dg;
+    g.n = static_cast<int>(batch);
+    return detail::dense_is_small(g);
+  }
+
+  void queue_fused_head(const T* x, const T* y, std::size_t batch, bool accumulate, bool with_forward) {
+#if defined(__CUDACC__)
+    if constexpr (on_gpu) {
+      const std::size_t last = stages_.size() - 1;
+      stage& st = stages_[last];
+      detail::dense_head_args a{};
+      a.g = st.dg;
+      a.g.n = static_cast<int>(batch);
+      a.x = stage_input(last, x), a.w = weights_of(st), a.b = bias_of(st);
+      a.forward = with_forward, a.act = st.act, a.y = st.out_buf.data();
+      a.logits = st.loss_takes_logits ? st.logits.data() : nullptr;
+      a.kind = st.loss_takes_logits ? detail::loss_kind::bce_logits : detail::kind_of(loss_);
+      a.target = y, a.loss_out = &record_.data()->loss;
+      a.dw = grads_.data() + st.w_off, a.db = grads_.data() + st.b_off;
+      a.dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(last) - 1) : nullptr;
+      a.e = dense_extras(st, a.dx, accumulate);
+      detail::dense_head_gpu(run_exec_, a);
+    }
+#endif
+    (void)x, (void)y, (void)batch, (void)accumulate, (void)with_forward;
+  }
+
+  detail::dense_backward_extras<T> dense_extras(const stage& st, const T* dx, bool accumulate) const {
+    detail::dense_backward_extras<T> extra;
+    extra.accumulate = accumulate;
+    if (dx != nullptr && st.dx_act != activation::none) {
+      extra.dx_act = st.dx_act;
+      extra.dx_act_y = stages_[st.dx_act_from].out_buf.data();
+    }
+    return extra;
+  }
+
   /// The loss gradient propagated back; parameter gradients accumulate, or are assigned
-  /// when `accumulate` is false (a training step, which then needs no zeroing pass).
-  void queue_loss_backward(const T* x, const T* y, std::size_t batch, bool accumulate) {
-    queue_loss(x, y, batch, true);
+  /// when `accumulate` is false (a training step, which then needs no zeroing pass). With
+  /// `fused` (GPU, Adam, the step's clock already advanced), dense layers whose backward
+  /// pass can apply Adam to their weights do so, and their ranges are added to `fused`.
+  /// `head_forward`: queue_forward left out the last stage for fused_head to do.
+  void queue_loss_backward(const T* x, const T* y, std::size_t batch, bool accumulate, bool head_forward = false,
+                           [[maybe_unused]] const unsigned long long* guard = nullptr,
+                           [[maybe_unused]] detail::param_ranges* fused = nullptr) {
+    std::size_t end = stages_.size();  // the stages before `end` still need their backward pass
+    if (fused_head(batch)) {
+      queue_fused_head(x, y, batch, accumulate, head_forward);
+      --end;
+    } else {
+      queue_loss(x, y, batch, true);
+    }
     const int b = static_cast<int>(batch);
-    for (std::size_t i = stages_.size(); i-- > 0;) {
+    for (std::size_t i = end; i-- > 0;) {
       stage& st = stages_[i];
       if (st.kind == stage_kind::flatten || (st.loss_takes_logits && st.kind == stage_kind::act)) continue;
       const T* in = stage_input(i, x);
@@ -717,12 +819,17 @@ class sequential {
         case stage_kind::dense: {
           detail::dense_geometry g = st.dg;
           g.n = b;
-          detail::dense_backward_extras<T> extra;
-          extra.accumulate = accumulate;
-          if (dx != nullptr && st.dx_act != activation::none) {
-            extra.dx_act = st.dx_act;
-            extra.dx_act_y = stages_[st.dx_act_from].out_buf.data();
+          detail::dense_backward_extras<T> extra = dense_extras(st, dx, accumulate);
+#if defined(__CUDACC__)
+          if constexpr (on_gpu) {
+            if (fused != nullptr && fused->size < 3 &&
+                detail::dense_backward_fuses(g, in, weights_of(st), dw, dx, extra.dx_act_y)) {
+              extra.adam = optimizer_->fused_at(params_.data(), st.w_off, guard);
+              fused->begin[fused->size] = static_cast<long long>(st.w_off);
+              fused->count[fused->size++] = static_cast<long long>(st.b_off - st.w_off);  // padding included: zeros
+            }
           }
+#endif
           const bool act_done = st.loss_takes_logits || st.act_done_downstream;
           detail::dense_backward_dispatch(run_exec_, g, in, weights_of(st), st.out_buf.data(), dy, dw, db, dx,
                                           act_done ? activation::none : st.act, extra);
@@ -739,11 +846,38 @@ class sequential {
   }
 
   void queue_train(const T* x, const T* y, std::size_t batch, const unsigned long long* guard) {
-    queue_forward(x, batch);
-    queue_loss_backward(x, y, batch, false);  // assigns every gradient: no zeroing pass needed
-    optimizer_->step_raw(params_.data(), grads_.data(), guard);
+    const bool head = fused_head(batch);
+    queue_forward(x, batch, head);
     last_input_ = x;
     last_batch_ = batch;
+#if defined(__CUDACC__)
+    if constexpr (on_gpu) {
+      if (optimizer_->fusable()) {  // Adam: large dense layers update their weights in their backward pass
+        optimizer_->tick(guard);
+        detail::param_ranges fused;
+        queue_loss_backward(x, y, batch, false, head, guard, &fused);
+        optimizer_->update_ranges(complement(fused), params_.data(), grads_.data(), guard);
+        return;
+      }
+    }
+#endif
+    queue_loss_backward(x, y, batch, false, head);  // assigns every gradient: no zeroing pass needed
+    optimizer_->step_raw(params_.data(), grads_.data(), guard);
+  }
+
+  /// The parameter ranges outside `taken`, which holds up to 3 stages' [w_off, b_off).
+  detail::param_ranges complement(const detail::param_ranges& taken) const {
+    detail::param_ranges rest;
+    long long at = 0;
+    for (const auto& st : stages_) {  // in parameter order
+      const long long w = static_cast<long long>(st.w_off);
+      if (!st.has_params || std::find(taken.begin, taken.begin + taken.size, w) == taken.begin + taken.size) continue;
+      if (w > at) rest.begin[rest.size] = at, rest.count[rest.size++] = w - at;
+      at = static_cast<long long>(st.b_off);
+    }
+    if (static_cast<long long>(param_total_) > at)
+      rest.begin[rest.size] = at, rest.count[rest.size++] = static_cast<long long>(param_total_) - at;
+    return rest;
   }
 
   /// GPU: the check queued on the device, the optimizer told to obey it.

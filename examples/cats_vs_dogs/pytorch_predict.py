@@ -1,0 +1,64 @@
+"""Loads a model file written by `cats_vs_dogs train` into PyTorch and predicts like
+`cats_vs_dogs predict`: the file's tensors go into a torch.nn.Sequential built from its
+"gpukit.architecture" metadata with load_state_dict(strict=True).
+
+    python3 pytorch_predict.py model.safetensors IMAGE...
+
+The images must already have the model's input size (64 x 64 for the article's model):
+nothing is resized here, so both programs see the same pixels and print the same lines.
+Needs torch, safetensors, numpy and Pillow.
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+
+def build(arch):
+    layers = []
+    for l in arch["layers"]:
+        kind = l["type"]
+        if kind == "Conv2D":
+            layers.append(torch.nn.Conv2d(l["in_channels"], l["out_channels"], tuple(l["kernel_size"]),
+                                          stride=l["stride"], padding=l["padding"]))
+        elif kind == "MaxPooling2D":
+            layers.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
+        elif kind == "Dense":
+            layers.append(torch.nn.Linear(l["in_features"], l["out_features"]))
+        elif kind == "Flatten":
+            layers.append(torch.nn.Flatten())
+        else:
+            layers.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh}[kind]())
+    return torch.nn.Sequential(*layers)
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    path = sys.argv[1]
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    arch = json.loads(meta["gpukit.architecture"])
+    model = build(arch)
+    model.load_state_dict(load_file(path), strict=True)
+    model.eval()
+    channels, height, width = arch["input"]
+    classes = json.loads(meta.get("cats_vs_dogs.classes", '["0", "1"]'))
+    if classes == ["cats", "dogs"]:
+        classes = ["cat", "dog"]
+    for image_path in sys.argv[2:]:
+        img = Image.open(image_path).convert("RGB")
+        if img.size != (width, height):
+            sys.exit(f"{image_path} is {img.size[0]} x {img.size[1]}, the model takes {width} x {height}")
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) * np.float32(1 / 255)).permute(2, 0, 1).unsqueeze(0)
+        with torch.no_grad():
+            p = model(x).item()
+        print(f"{image_path}: Probability = {p:.2f} Prediction = {classes[1] if p >= 0.5 else classes[0]}")
+
+
+if __name__ == "__main__":
+    main()
