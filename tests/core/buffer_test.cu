@@ -4,12 +4,17 @@
 #include "support/catch.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <vector>
 
 using namespace gpukit;
 
 namespace {
+__global__ void add_one(device_span<int> v) {
+  for (std::size_t i : grid_stride_range(v.size())) v[i] += 1;
+}
+
 template <class T>
 std::vector<T> random_vector(std::size_t n, std::uint64_t salt) {
   auto gen = gpukit_test::rng(salt);
@@ -44,7 +49,7 @@ TEST_CASE("device_buffer is move-only and moves its allocation", "[gpu][buffer]"
 TEST_CASE("device_buffer copies both ways at sizes 0, 1, odd and large", "[gpu][buffer]") {
   stream s;
   const std::size_t n = GENERATE(std::size_t{0}, std::size_t{1}, std::size_t{31}, std::size_t{1000003},
-                                 std::size_t{1} << 26);
+                                 gpukit_test::large_size(std::size_t{1} << 26));
   CAPTURE(n);
   const auto src = random_vector<std::int32_t>(n, n);
   // asynchronous path with pinned staging
@@ -92,8 +97,10 @@ TEST_CASE("size mismatches are rejected before anything is copied", "[gpu][buffe
       [&] { transfer(d.span().subspan(0, 4), device_span<const int>(d.span().subspan(2, 4)), s); }, {"overlap"});
 }
 
-TEST_CASE("asking for more than the device has throws out_of_memory, and the next allocation works",
-          "[gpu][buffer][oom]") {
+// [api_error]: these cases make a CUDA call fail on purpose, which compute-sanitizer would
+// report; scripts/test-gpu-sanitized runs them with API-error reporting off.
+TEST_CASE("asking for more than the device has throws out_of_memory, and the library keeps working",
+          "[gpu][buffer][oom][api_error]") {
   stream s;
   const memory_info m = device_memory_info();
   const std::size_t too_many = m.total_bytes + (std::size_t{1} << 30);
@@ -102,17 +109,46 @@ TEST_CASE("asking for more than the device has throws out_of_memory, and the nex
     device_buffer<std::uint8_t> huge(too_many, s);
   } catch (const out_of_memory& e) {
     caught = true;
+    CHECK(e.code() == cudaErrorMemoryAllocation);
+    CHECK_FALSE(e.sticky());
     CHECK(e.requested_bytes() == too_many);
     CHECK(e.free_bytes() > 0);
     CHECK(e.free_bytes() <= m.total_bytes);
     const std::string what = e.what();
-    CHECK(what.find(std::to_string(too_many)) != std::string::npos);
-    CHECK(what.find(std::to_string(e.free_bytes())) != std::string::npos);
+    INFO("message: " << what);
+    CHECK(what.find(std::to_string(too_many) + " bytes") != std::string::npos);
+    CHECK(what.find(std::to_string(e.free_bytes()) + " bytes free") != std::string::npos);
+    CHECK(what.find("of " + std::to_string(m.total_bytes)) != std::string::npos);
   }
   REQUIRE(caught);
   CHECK(cudaGetLastError() == cudaSuccess);  // nothing sticky left behind
-  auto ok = device_buffer<int>::from_host(std::vector<int>(1000, 3), s);
-  for (int x : ok.to_host(s)) REQUIRE(x == 3);
+
+  // A workspace that cannot grow keeps what it had.
+  workspace ws(s, 4096);
+  void* before = ws.data();
+  CHECK_THROWS_AS(ws.reserve(too_many), out_of_memory);
+  CHECK(ws.capacity() == 4096);
+  CHECK(ws.data() == before);
+
+  // Allocate, compute, copy back and free, as before the failure.
+  {
+    auto ok = device_buffer<int>::from_host(std::vector<int>(1000003, 3), s);
+    launch(add_one, config_for_elements(ok.size(), add_one), s, ok.span());
+    for (int x : ok.to_host(s)) REQUIRE(x == 4);
+  }
+  s.synchronize();
+  const memory_info after = device_memory_info();
+  CHECK(after.total_bytes == m.total_bytes);
+}
+
+TEST_CASE("a workspace whose 1.5x growth would wrap size_t throws out_of_memory, not a small block",
+          "[gpu][buffer][oom][api_error]") {
+  stream s;
+  workspace ws(s);
+  // bytes + bytes / 2 is 2^64 + 2: a wrapping sum would allocate 2 bytes and return them.
+  const std::size_t bytes = std::numeric_limits<std::size_t>::max() / 3 * 2 + 2;
+  CHECK_THROWS_AS(ws.reserve(bytes), out_of_memory);
+  CHECK(ws.capacity() == 0);
 }
 
 TEST_CASE("pinned host_buffer: page-locked, move-only, registered with the runtime", "[gpu][buffer]") {

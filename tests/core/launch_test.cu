@@ -45,7 +45,7 @@ TEST_CASE("the grid is capped at what the device keeps resident", "[gpu][launch]
 TEST_CASE("grid_stride_range visits every index exactly once", "[gpu][launch]") {
   stream s;
   const std::size_t n = GENERATE(std::size_t{1}, std::size_t{31}, std::size_t{257}, std::size_t{1000003},
-                                 std::size_t{1} << 26);
+                                 gpukit_test::large_size(std::size_t{1} << 26));
   const int block = GENERATE(32, 256, 1024);
   CAPTURE(n, block);
   device_buffer<unsigned> visits(n, s, zero_init);
@@ -71,7 +71,10 @@ TEST_CASE("2-D configurations cover odd image sizes", "[gpu][launch]") {
   CHECK(config_for_image(0, 5).empty());
 }
 
-TEST_CASE("a failing launch becomes cuda_error naming the configuration; the next launch works", "[gpu][launch]") {
+// [api_error]: the launch fails on purpose (scripts/test-gpu-sanitized runs this case with
+// compute-sanitizer's API-error reporting off).
+TEST_CASE("a failing launch becomes cuda_error naming the configuration; the next launch works",
+          "[gpu][launch][api_error]") {
   launch_config bad;
   bad.grid = dim3(1);
   bad.block = dim3(2048);  // more threads than a block may have

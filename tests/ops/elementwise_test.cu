@@ -17,7 +17,7 @@ constexpr tolerance exact = {1.0, true};
 template <class T>
 constexpr tolerance transcendental = {gpukit::detail::is_reduced_float_v<T> ? 2.0 : 8.0, false};
 
-// Every float op also runs at 2^28 elements on the GPU.
+// Every float op also runs at 2^28 elements on the GPU (fewer under GPUKIT_TEST_MAX_ELEMENTS).
 template <class T>
 constexpr bool huge = std::is_same_v<T, float>;
 

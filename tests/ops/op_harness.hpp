@@ -20,7 +20,7 @@ enum class where { cpu, gpu };
 
 inline std::vector<std::size_t> sizes(where w, bool include_huge = false) {
   std::vector<std::size_t> s{0, 1, 31, 1000003};
-  if (w == where::gpu && include_huge) s.push_back(std::size_t{1} << 28);
+  if (w == where::gpu && include_huge) s.push_back(gpukit_test::large_size(std::size_t{1} << 28));
   return s;
 }
 

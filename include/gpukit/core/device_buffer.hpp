@@ -35,7 +35,8 @@ namespace detail {
 /// `count` elements of `elem_size` bytes, or std::invalid_argument if that overflows.
 inline std::size_t checked_bytes(std::size_t count, std::size_t elem_size, const char* where) {
   require(elem_size == 0 || count <= std::numeric_limits<std::size_t>::max() / elem_size, where,
-          "element count " + std::to_string(count) + " overflows the byte size");
+          "argument 'count' = " + std::to_string(count) + " elements of " + std::to_string(elem_size) +
+              " bytes overflows the byte size");
   return count * elem_size;
 }
 
@@ -143,8 +144,10 @@ class device_buffer {
   }
   /// Copies `src` into the buffer and waits for the copy to finish.
   void copy_from_host(host_span<const T> src, stream_view s = {}) {
-    copy_from_host_async(src, s);
-    s.synchronize();
+    detail::in_operation("gpukit::device_buffer::copy_from_host", [&] {
+      copy_from_host_async(src, s);
+      s.synchronize();
+    });
   }
   void copy_from_host(const std::vector<T>& src, stream_view s = {}) { copy_from_host(make_host_span(src), s); }
 
@@ -154,15 +157,22 @@ class device_buffer {
     require_same_size(dst.size(), "copy_to_host_async", "dst");
     if (size_ != 0) GPUKIT_CUDA_TRY(cudaMemcpyAsync(dst.data(), data_, bytes(), cudaMemcpyDeviceToHost, s));
   }
-  /// Copies the buffer into `dst` and waits for the copy to finish.
+  /// Copies the buffer into `dst` and waits for the copy to finish. A failure of earlier
+  /// work on `s` surfaces here as cuda_error naming this call.
   void copy_to_host(host_span<T> dst, stream_view s = {}) const {
-    copy_to_host_async(dst, s);
-    s.synchronize();
+    detail::in_operation("gpukit::device_buffer::copy_to_host", [&] {
+      copy_to_host_async(dst, s);
+      s.synchronize();
+    });
   }
-  /// The contents as a std::vector; waits for all work queued on `s`.
+  /// The contents as a std::vector; waits for all work queued on `s` (a failure of that
+  /// work surfaces here as cuda_error naming this call).
   std::vector<T> to_host(stream_view s = {}) const {
     std::vector<T> out(size_);
-    copy_to_host(make_host_span(out), s);
+    detail::in_operation("gpukit::device_buffer::to_host", [&] {
+      copy_to_host_async(make_host_span(out), s);
+      s.synchronize();
+    });
     return out;
   }
 

@@ -1,7 +1,9 @@
 // gpukit/core/error.hpp — the exception types and the checked-call macros.
 //
 // - gpukit::cuda_error: a CUDA runtime call failed; what() names the call, file:line and
-//   the CUDA error's name and text; code() returns the cudaError_t.
+//   the CUDA error's name and text (and, where gpukit knows it, the gpukit operation that
+//   was waiting when an earlier asynchronous failure surfaced); code() returns the
+//   cudaError_t, sticky() whether the CUDA context is lost (see docs/SAFETY.md).
 // - gpukit::out_of_memory: an allocation failed; carries the bytes asked for and the bytes
 //   the device had free at that moment.
 // - std::invalid_argument: a precondition was violated; the message names the function,
@@ -25,6 +27,27 @@ class cuda_error : public std::runtime_error {
   cuda_error(cudaError_t code, const std::string& what_arg) : std::runtime_error(what_arg), code_(code) {}
   /// The CUDA error code the failing call returned.
   cudaError_t code() const noexcept { return code_; }
+  /// True for the errors CUDA documents as leaving the context unusable (a kernel's
+  /// illegal address, misaligned access, illegal instruction, trap or failed assert,
+  /// launch failure or timeout): every later CUDA call in this process fails with the same
+  /// error, and only ending the process recovers the device.
+  bool sticky() const noexcept { return is_sticky(code_); }
+  static bool is_sticky(cudaError_t code) noexcept {
+    switch (code) {
+      case cudaErrorIllegalAddress:
+      case cudaErrorMisalignedAddress:
+      case cudaErrorInvalidAddressSpace:
+      case cudaErrorInvalidPc:
+      case cudaErrorIllegalInstruction:
+      case cudaErrorHardwareStackError:
+      case cudaErrorAssert:
+      case cudaErrorLaunchFailure:
+      case cudaErrorLaunchTimeout:
+        return true;
+      default:
+        return false;
+    }
+  }
 
  private:
   cudaError_t code_;
@@ -59,11 +82,28 @@ inline std::string cuda_error_message(cudaError_t code, const std::string& call,
   msg += " (";
   msg += cudaGetErrorString(code);
   msg += ')';
+  if (cuda_error::is_sticky(code))
+    msg += "; this error is sticky: the CUDA context is unusable and the process must end to recover";
   return msg;
 }
 
 [[noreturn]] inline void throw_cuda_error(cudaError_t code, const std::string& call, const char* file, int line) {
   throw cuda_error(code, cuda_error_message(code, call, file, line));
+}
+
+/// Runs `f` on behalf of the gpukit operation `op` (a call that waits for its stream, so
+/// where an earlier asynchronous failure surfaces) and prefixes `op` to the message of a
+/// cuda_error thrown inside, so the user learns which call of theirs was waiting.
+/// out_of_memory passes unchanged: it already names the allocation.
+template <class F>
+decltype(auto) in_operation(const char* op, F&& f) {
+  try {
+    return f();
+  } catch (const out_of_memory&) {
+    throw;
+  } catch (const cuda_error& e) {
+    throw cuda_error(e.code(), std::string(op) + ": " + e.what());
+  }
 }
 
 /// Throws std::invalid_argument("<where>: <message>") unless `ok`. Checked before any

@@ -101,7 +101,8 @@ inline launch_config config_for_image(std::size_t width, std::size_t height, dim
   const std::size_t gx = (width + block.x - 1) / block.x;
   const std::size_t gy = (height + block.y - 1) / block.y;
   detail::require(gx <= 0x7fffffffu && gy <= 65535u, "gpukit::config_for_image",
-                  "image " + std::to_string(width) + " x " + std::to_string(height) + " needs more blocks than a grid holds");
+                  "arguments 'width' x 'height' = " + std::to_string(width) + " x " + std::to_string(height) +
+                      " need more blocks than a grid holds");
   cfg.grid = dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
   return cfg;
 }

@@ -41,8 +41,10 @@ void transfer_async(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s)
 
 template <class T, memory_space DstSpace, class U, memory_space SrcSpace>
 void transfer(span<T, DstSpace> dst, span<U, SrcSpace> src, stream_view s = {}) {
-  transfer_async(dst, src, s);
-  if constexpr (DstSpace != memory_space::host || SrcSpace != memory_space::host) s.synchronize();
+  detail::in_operation("gpukit::transfer", [&] {
+    transfer_async(dst, src, s);
+    if constexpr (DstSpace != memory_space::host || SrcSpace != memory_space::host) s.synchronize();
+  });
 }
 
 }  // namespace gpukit

@@ -44,8 +44,8 @@ struct view4d {
 template <class T, memory_space S>
 view2d<T> make_view2d(span<T, S> s, std::size_t width, std::size_t height) {
   detail::require(s.size() == width * height, "gpukit::make_view2d",
-                  "span size " + std::to_string(s.size()) + " != width " + std::to_string(width) + " * height " +
-                      std::to_string(height));
+                  "argument 's' has " + std::to_string(s.size()) + " elements, but width " + std::to_string(width) +
+                      " x height " + std::to_string(height) + " needs " + std::to_string(width * height));
   return view2d<T>{s.data(), width, height, width};
 }
 
@@ -53,8 +53,9 @@ view2d<T> make_view2d(span<T, S> s, std::size_t width, std::size_t height) {
 template <class T, memory_space S>
 view4d<T> make_view4d(span<T, S> s, std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
   detail::require(s.size() == n * c * h * w, "gpukit::make_view4d",
-                  "span size " + std::to_string(s.size()) + " != n*c*h*w = " + std::to_string(n) + "*" +
-                      std::to_string(c) + "*" + std::to_string(h) + "*" + std::to_string(w));
+                  "argument 's' has " + std::to_string(s.size()) + " elements, but n*c*h*w = " + std::to_string(n) + "*" +
+                      std::to_string(c) + "*" + std::to_string(h) + "*" + std::to_string(w) + " needs " +
+                      std::to_string(n * c * h * w));
   return view4d<T>{s.data(), n, c, h, w};
 }
 

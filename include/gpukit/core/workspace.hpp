@@ -14,7 +14,9 @@
 #include "gpukit/core/device_buffer.hpp"
 #include "gpukit/core/stream.hpp"
 
+#include <algorithm>
 #include <cstddef>
+#include <limits>
 
 namespace gpukit {
 
@@ -31,7 +33,8 @@ class workspace {
   /// (after the work already queued there) and allocates a larger one (1.5x, to amortise).
   void* reserve(std::size_t bytes) {
     if (bytes > buffer_.size()) {
-      const std::size_t grown = bytes + bytes / 2;
+      // Half again, saturating: a sum that wrapped would hand out a block smaller than asked.
+      const std::size_t grown = bytes + std::min(bytes / 2, std::numeric_limits<std::size_t>::max() - bytes);
       buffer_ = device_buffer<unsigned char>(grown, buffer_.stream());
     }
     return buffer_.data();

@@ -64,14 +64,17 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE rgbf control_colour(palette p, int k) {
 }
 
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint8_t to_byte(float v) {
-  v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+  // NaN fails every comparison, so it lands on 0 here instead of reaching the conversion
+  // to an integer, which is undefined for it.
+  v = v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f;
   return static_cast<std::uint8_t>(v + 0.5f);
 }
 
 }  // namespace detail
 
 /// The colour of a pixel whose smooth count is `smooth` (0 ..= max_iters; max_iters means
-/// inside the set), as float channels in [0, 255] (supersampling averages these).
+/// inside the set), as float channels in [0, 255] (supersampling averages these). Counts
+/// outside that range are clamped to it; a NaN count gives black.
 GPUKIT_HOST_DEVICE inline detail::rgbf colour_of_f(float smooth, std::uint32_t max_iters, palette p) {
   const float top = static_cast<float>(max_iters);
   if (p == palette::gray) {

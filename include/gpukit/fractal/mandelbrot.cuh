@@ -279,7 +279,7 @@ __global__ void render_rgb_kernel(const scene s, palette p, std::uint32_t aa, rg
 /// out[i] = colour_of(smooth[i], max_iters, p) on the GPU. Sizes must agree.
 inline void colourize(const cuda_executor& exec, device_span<const float> smooth, std::uint32_t max_iters, palette p,
                       device_span<rgb8> out) {
-  detail::check_colourize(smooth.size(), out.size(), max_iters);
+  detail::check_colourize(smooth.size(), out.size(), max_iters, p);
   const launch_config cfg = config_for_elements(out.size(), detail::colourize_kernel);
   launch(detail::colourize_kernel, cfg, exec.stream(), smooth, max_iters, p, out);
 }
@@ -289,6 +289,7 @@ inline void colourize(const cuda_executor& exec, device_span<const float> smooth
 inline void render_rgb(const cuda_executor& exec, const scene& s, palette p, std::uint32_t aa, device_span<rgb8> out) {
   const char* where = "gpukit::fractal::render_rgb";
   detail::validate(s, where);
+  detail::require_palette(p, where);
   detail::require_supersampling(aa, where);
   detail::require_output(s, out.size(), where);
   const launch_config cfg = config_for_image(s.view.width, s.view.height, dim3(16, 16));

@@ -94,10 +94,13 @@ inline std::string num(double v) {
 
 inline bool within_limit(double v) { return std::isfinite(v) && std::fabs(v) <= max_coordinate; }
 
-/// The view's extreme coordinate along one axis must stay within ±2^60.
+/// The view's extreme coordinate along one axis must stay within ±2^60. Messages name the
+/// origin and step as the caller's arguments (`origin_name`, `step_name`) or, by default, as
+/// the viewport's fields.
 inline void require_axis(const char* where, const char* axis, dd_real origin, dd_real step, double offset,
-                         std::size_t size) {
-  const std::string o = std::string("view.origin_") + axis, s = std::string("view.step_") + axis;
+                         std::size_t size, const char* origin_name = nullptr, const char* step_name = nullptr) {
+  const std::string o = origin_name ? origin_name : std::string("view.origin_") + axis;
+  const std::string s = step_name ? step_name : std::string("view.step_") + axis;
   require(within_limit(origin.hi) && std::isfinite(origin.lo), where,
           "argument '" + o + "' = " + num(origin.hi) + " is not finite or beyond 2^60");
   require(std::isfinite(step.hi) && step.hi > 0.0 && std::isfinite(step.lo), where,
@@ -107,7 +110,8 @@ inline void require_axis(const char* where, const char* axis, dd_real origin, dd
   const double lo = origin.hi + (0.0 - offset) * step.hi;
   const double hi = origin.hi + (static_cast<double>(size) - offset) * step.hi;
   require(within_limit(lo) && within_limit(hi), where,
-          std::string("the view spans ") + axis + " in [" + num(lo) + ", " + num(hi) + "], beyond ±2^60");
+          "arguments '" + o + "' and '" + s + "' make the view span " + axis + " in [" + num(lo) + ", " + num(hi) +
+              "], beyond ±2^60");
 }
 
 }  // namespace detail
@@ -165,8 +169,8 @@ inline viewport centered_view(dd_real center_x, dd_real center_y, double pixel_s
   v.step_y = dd_from(pixel_size);
   v.offset_x = static_cast<double>(width / 2) + (width % 2 ? 0.5 : 0.0);
   v.offset_y = static_cast<double>(height / 2) + (height % 2 ? 0.5 : 0.0);
-  detail::require_axis(where, "x", v.origin_x, v.step_x, v.offset_x, width);
-  detail::require_axis(where, "y", v.origin_y, v.step_y, v.offset_y, height);
+  detail::require_axis(where, "x", v.origin_x, v.step_x, v.offset_x, width, "center_x", "pixel_size");
+  detail::require_axis(where, "y", v.origin_y, v.step_y, v.offset_y, height, "center_y", "pixel_size");
   return v;
 }
 
@@ -177,12 +181,12 @@ inline void validate(const scene& s, const char* where) {
   require(s.view.width >= 1, where, "argument 'scene.view.width' = 0 must be >= 1");
   require(s.view.height >= 1, where, "argument 'scene.view.height' = 0 must be >= 1");
   require(s.view.width <= 0xffffffffu / s.view.height, where,
-          "image " + std::to_string(s.view.width) + " x " + std::to_string(s.view.height) +
-              " has more than 2^32 - 1 pixels");
+          "arguments 'scene.view.width' x 'scene.view.height' = " + std::to_string(s.view.width) + " x " +
+              std::to_string(s.view.height) + " is more than 2^32 - 1 pixels");
   require(s.max_iters >= 1 && s.max_iters <= max_iters_limit, where,
           "argument 'scene.max_iters' = " + std::to_string(s.max_iters) + " is outside [1, 2^31 - 1]");
   require(s.prec == precision::f32 || s.prec == precision::f64 || s.prec == precision::dd, where,
-          "argument 'scene.prec' is not a precision");
+          "argument 'scene.prec' = " + std::to_string(static_cast<int>(s.prec)) + " is not a precision");
   require_axis(where, "x", s.view.origin_x, s.view.step_x, s.view.offset_x, s.view.width);
   require_axis(where, "y", s.view.origin_y, s.view.step_y, s.view.offset_y, s.view.height);
   if (s.julia) {

@@ -55,9 +55,15 @@ GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std
   return {to_byte(r / n), to_byte(g / n), to_byte(b / n)};
 }
 
+inline void require_palette(palette p, const char* where) {
+  require(p == palette::gray || p == palette::classic || p == palette::fire || p == palette::ocean, where,
+          "argument 'p' = " + std::to_string(static_cast<int>(p)) + " is not a palette");
+}
+
 /// The argument checks both colourize paths share (before anything is written).
-inline void check_colourize(std::size_t smooth_size, std::size_t out_size, std::uint32_t max_iters) {
+inline void check_colourize(std::size_t smooth_size, std::size_t out_size, std::uint32_t max_iters, palette p) {
   const char* where = "gpukit::fractal::colourize";
+  require_palette(p, where);
   require(smooth_size == out_size, where,
           "arguments 'smooth' and 'out' have " + std::to_string(smooth_size) + " and " + std::to_string(out_size) +
               " elements");
@@ -70,7 +76,7 @@ inline void check_colourize(std::size_t smooth_size, std::size_t out_size, std::
 /// (std::invalid_argument otherwise, nothing written).
 inline void colourize(const cpu_executor& exec, host_span<const float> smooth, std::uint32_t max_iters, palette p,
                       host_span<rgb8> out) {
-  detail::check_colourize(smooth.size(), out.size(), max_iters);
+  detail::check_colourize(smooth.size(), out.size(), max_iters, p);
   const auto n = static_cast<std::ptrdiff_t>(out.size());
 #pragma omp parallel for num_threads(exec.threads()) schedule(static)
   for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = colour_of(smooth[i], max_iters, p);
@@ -81,6 +87,7 @@ inline void colourize(const cpu_executor& exec, host_span<const float> smooth, s
 inline void render_rgb(const cpu_executor& exec, const scene& s, palette p, std::uint32_t aa, host_span<rgb8> out) {
   const char* where = "gpukit::fractal::render_rgb";
   detail::validate(s, where);
+  detail::require_palette(p, where);
   detail::require_supersampling(aa, where);
   detail::require_output(s, out.size(), where);
   const auto width = static_cast<std::uint32_t>(s.view.width);

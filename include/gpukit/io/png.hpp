@@ -101,7 +101,27 @@ inline bool png_has_end(host_span<const std::uint8_t> bytes) noexcept {
   return false;
 }
 
+/// An empty string when every chunk up to IEND fits in `bytes`; otherwise the reason. libpng
+/// allocates (and zeroes) the length a chunk declares before reading it, so a 70-byte input
+/// declaring a 2 GiB chunk would cost 2 GiB (found by fuzz/png_fuzz.cpp); in memory, a
+/// chunk longer than the bytes left is simply cut short, so it is refused up front.
+inline std::string png_chunk_overrun(host_span<const std::uint8_t> bytes) {
+  std::size_t at = 8;  // after the signature, which libpng checks
+  while (bytes.size() >= 12 && at <= bytes.size() - 12) {
+    const std::uint8_t* p = bytes.data() + at;
+    const std::size_t length = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    if (length > bytes.size() - at - 12)
+      return "a chunk at byte " + std::to_string(at) + " declares " + std::to_string(length) + " bytes, more than the " +
+             std::to_string(bytes.size() - at - 12) + " left (truncated or corrupt)";
+    if (std::memcmp(p + 4, "IEND", 4) == 0) break;
+    at += 12 + length;
+  }
+  return {};
+}
+
 inline image decode_png_as(host_span<const std::uint8_t> bytes, const std::string& name, const char* where) {
+  if (const std::string overrun = png_chunk_overrun(bytes); !overrun.empty())
+    throw png_file_error(name, std::string(where) + ": cannot read '" + name + "': " + overrun);
   png_image_guard guard;
   png_image* img = guard.get();
   if (bytes.empty() || !png_image_begin_read_from_memory(img, bytes.data(), bytes.size()))

@@ -54,6 +54,9 @@ void reduce_into(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* 
 template <class T>
 void arg_extreme_into(const cuda_executor& exec, device_span<const T> x, bool want_max, value_index_pair<T>* result) {
   const auto n = static_cast<std::int64_t>(x.size());
+  // CUB writes the two fields; zeroing the pair first defines its padding bytes too (4 for
+  // 32-bit T), so copying the whole pair never reads uninitialised memory (initcheck).
+  GPUKIT_CUDA_TRY(cudaMemsetAsync(result, 0, sizeof *result, exec.stream().value()));
   T* value = &result->value;  // device addresses: computed, never dereferenced, on the host
   std::int64_t* index = &result->index;
   if (want_max) {

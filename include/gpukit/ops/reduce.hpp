@@ -10,7 +10,8 @@
 //   order) and in double on the CPU, so both sit well inside n·ε·Σ|x| of the exact sum.
 // - The host-returning forms synchronise the executor's stream (that is how the value
 //   reaches the host); the *_async forms only queue work, and their `result` must have
-//   exactly one element of the documented type.
+//   exactly one element of the documented type and lie outside the inputs (the reduction
+//   reads them while it writes the result).
 // - An empty input gives sum 0, product 1, count 0, any false, all true; min, max, argmin,
 //   argmax and mean of nothing are undefined and throw std::invalid_argument.
 // - argmin/argmax report the first index of the extreme value. NaN inputs give an
@@ -89,16 +90,19 @@ void arg_extreme_into(const cuda_executor&, device_span<const T>, bool, value_in
 }
 #endif
 
-/// Runs a reduction and brings the value to the host (waiting for the stream on the GPU).
+/// Runs a reduction and brings the value to the host (waiting for the stream on the GPU,
+/// where a failure of earlier work on it surfaces as cuda_error naming `op`).
 template <class Exec, class A, class R, class Op, class G>
-R reduce_to_host(const Exec& exec, const reduction<A, R, Op, G>& r) {
+R reduce_to_host(const Exec& exec, const char* op, const reduction<A, R, Op, G>& r) {
   if constexpr (is_gpu_executor_v<Exec>) {
-    device_buffer<R> d(1, exec.stream());
-    reduce_into(exec, r, d.data());
-    R value;
-    GPUKIT_CUDA_TRY(cudaMemcpyAsync(&value, d.data(), sizeof(R), cudaMemcpyDeviceToHost, exec.stream()));
-    exec.synchronize();
-    return value;
+    return in_operation(op, [&] {
+      device_buffer<R> d(1, exec.stream());
+      reduce_into(exec, r, d.data());
+      R value;
+      GPUKIT_CUDA_TRY(cudaMemcpyAsync(&value, d.data(), sizeof(R), cudaMemcpyDeviceToHost, exec.stream()));
+      exec.synchronize();
+      return value;
+    });
   } else {
     R value;
     reduce_into(exec, r, &value);
@@ -114,6 +118,13 @@ auto async_result(const char* op, Result&& result) {
                 "gpukit: the result of this *_async reduction has the wrong element type (see reduce.hpp)");
   require(out.size() == 1, op, "argument 'result' must have exactly 1 element, has " + std::to_string(out.size()));
   return out;
+}
+
+/// An *_async result inside an input would be written while the reduction still reads it.
+template <class Exec, class Result, class X>
+void require_result_apart(const char* op, Result& result, const char* name, const X& x) {
+  require(!overlaps(as_output(result), input_for<Exec>(x)), op,
+          std::string("argument 'result' overlaps argument '") + name + "'");
 }
 
 template <class Exec, class A, class R, class Op, class G, class Result>
@@ -205,30 +216,33 @@ struct square {
 /// Σ x (int64_t for integers, float for half/bfloat16, else the element type).
 template <class Exec, class X>
 auto sum(const Exec& exec, const X& x) {
-  return detail::reduce_to_host(exec, detail::sum_reduction<Exec>(x));
+  return detail::reduce_to_host(exec, "gpukit::sum", detail::sum_reduction<Exec>(x));
 }
 template <class Exec, class X, class Result>
 void sum_async(const Exec& exec, const X& x, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::sum_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::sum_async", detail::sum_reduction<Exec>(x), result);
 }
 
 /// Π x (in the element type; float for half/bfloat16).
 template <class Exec, class X>
 auto product(const Exec& exec, const X& x) {
-  return detail::reduce_to_host(exec, detail::product_reduction<Exec>(x));
+  return detail::reduce_to_host(exec, "gpukit::product", detail::product_reduction<Exec>(x));
 }
 template <class Exec, class X, class Result>
 void product_async(const Exec& exec, const X& x, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::product_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::product_async", detail::product_reduction<Exec>(x), result);
 }
 
 /// The smallest element (x must not be empty).
 template <class Exec, class X>
 auto min(const Exec& exec, const X& x) {
-  return detail::reduce_to_host(exec, detail::extreme_reduction<Exec>("gpukit::min", x, fn::minimum{}, false));
+  return detail::reduce_to_host(exec, "gpukit::min", detail::extreme_reduction<Exec>("gpukit::min", x, fn::minimum{}, false));
 }
 template <class Exec, class X, class Result>
 void min_async(const Exec& exec, const X& x, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::min_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::min_async",
                        detail::extreme_reduction<Exec>("gpukit::min_async", x, fn::minimum{}, false), result);
 }
@@ -236,10 +250,11 @@ void min_async(const Exec& exec, const X& x, Result&& result) {
 /// The largest element (x must not be empty).
 template <class Exec, class X>
 auto max(const Exec& exec, const X& x) {
-  return detail::reduce_to_host(exec, detail::extreme_reduction<Exec>("gpukit::max", x, fn::maximum{}, true));
+  return detail::reduce_to_host(exec, "gpukit::max", detail::extreme_reduction<Exec>("gpukit::max", x, fn::maximum{}, true));
 }
 template <class Exec, class X, class Result>
 void max_async(const Exec& exec, const X& x, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::max_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::max_async",
                        detail::extreme_reduction<Exec>("gpukit::max_async", x, fn::maximum{}, true), result);
 }
@@ -247,10 +262,12 @@ void max_async(const Exec& exec, const X& x, Result&& result) {
 /// Σ a[i]·b[i]; a and b have the same length.
 template <class Exec, class A, class B>
 auto dot(const Exec& exec, const A& a, const B& b) {
-  return detail::reduce_to_host(exec, detail::dot_reduction<Exec>(a, b));
+  return detail::reduce_to_host(exec, "gpukit::dot", detail::dot_reduction<Exec>(a, b));
 }
 template <class Exec, class A, class B, class Result>
 void dot_async(const Exec& exec, const A& a, const B& b, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::dot_async", result, "a", a);
+  detail::require_result_apart<Exec>("gpukit::dot_async", result, "b", b);
   detail::reduce_async(exec, "gpukit::dot_async", detail::dot_reduction<Exec>(a, b), result);
 }
 
@@ -263,7 +280,7 @@ auto norm2(const Exec& exec, const X& x) {
   const auto s = detail::input_for<Exec>(x);
   const auto r = detail::make_reduction<detail::cpu_accumulator_t<R>>(static_cast<std::int64_t>(s.size()), R(0),
                                                                       fn::plus{}, detail::load_transformed<T, detail::square<T>>{s.data(), {}});
-  return static_cast<R>(std::sqrt(detail::reduce_to_host(exec, r)));
+  return static_cast<R>(std::sqrt(detail::reduce_to_host(exec, "gpukit::norm2", r)));
 }
 
 /// Σ x / n (double for integer elements); x must not be empty.
@@ -279,10 +296,11 @@ auto mean(const Exec& exec, const X& x) {
 /// The number of elements for which pred(x) is true (int64_t).
 template <class Exec, class X, class P>
 std::int64_t count_if(const Exec& exec, const X& x, P pred) {
-  return detail::reduce_to_host(exec, detail::count_reduction<Exec>(x, pred));
+  return detail::reduce_to_host(exec, "gpukit::count_if", detail::count_reduction<Exec>(x, pred));
 }
 template <class Exec, class X, class P, class Result>
 void count_if_async(const Exec& exec, const X& x, P pred, Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::count_if_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::count_if_async", detail::count_reduction<Exec>(x, pred), result);
 }
 
@@ -300,11 +318,12 @@ bool all(const Exec& exec, const X& x, P pred) {
 /// commutative.
 template <class Exec, class X, class R, class ReduceOp, class TransformOp>
 R transform_reduce(const Exec& exec, const X& x, R init, ReduceOp reduce_op, TransformOp transform_op) {
-  return detail::reduce_to_host(exec, detail::general_reduction<Exec>(x, init, reduce_op, transform_op));
+  return detail::reduce_to_host(exec, "gpukit::transform_reduce", detail::general_reduction<Exec>(x, init, reduce_op, transform_op));
 }
 template <class Exec, class X, class R, class ReduceOp, class TransformOp, class Result>
 void transform_reduce_async(const Exec& exec, const X& x, R init, ReduceOp reduce_op, TransformOp transform_op,
                             Result&& result) {
+  detail::require_result_apart<Exec>("gpukit::transform_reduce_async", result, "x", x);
   detail::reduce_async(exec, "gpukit::transform_reduce_async",
                        detail::general_reduction<Exec>(x, init, reduce_op, transform_op), result);
 }
@@ -317,12 +336,14 @@ auto arg_extreme_to_host(const Exec& exec, const char* op, const X& x, bool want
   const auto s = input_for<Exec>(x);
   require(!s.empty(), op, "argument 'x' is empty: the extreme of no elements is undefined");
   if constexpr (is_gpu_executor_v<Exec>) {
-    device_buffer<value_index_pair<T>> d(1, exec.stream());
-    arg_extreme_into(exec, s, want_max, d.data());
-    value_index_pair<T> v;
-    GPUKIT_CUDA_TRY(cudaMemcpyAsync(&v, d.data(), sizeof v, cudaMemcpyDeviceToHost, exec.stream()));
-    exec.synchronize();
-    return v;
+    return in_operation(op, [&] {
+      device_buffer<value_index_pair<T>> d(1, exec.stream());
+      arg_extreme_into(exec, s, want_max, d.data());
+      value_index_pair<T> v;
+      GPUKIT_CUDA_TRY(cudaMemcpyAsync(&v, d.data(), sizeof v, cudaMemcpyDeviceToHost, exec.stream()));
+      exec.synchronize();
+      return v;
+    });
   } else {
     value_index_pair<T> v;
     arg_extreme_into(exec, s, want_max, &v);
@@ -335,6 +356,7 @@ void arg_extreme_async(const Exec& exec, const char* op, const X& x, bool want_m
   const auto s = input_for<Exec>(x);
   require(!s.empty(), op, "argument 'x' is empty: the extreme of no elements is undefined");
   auto out = async_result<Exec, value_index_pair<T>>(op, result);
+  require_result_apart<Exec>(op, result, "x", x);
   arg_extreme_into(exec, s, want_max, out.data());
 }
 }  // namespace detail
