@@ -1,8 +1,9 @@
 // gpukit/nn/loss.cuh — the GPU path of the losses and of the input checks (see loss.hpp).
 //
 // The check kernel records the first bad index of the input and of the target with
-// atomicMin in a step_record on the device: a training step queues it without waiting,
-// and the optimizer kernels read the record and update nothing when it holds an index.
+// atomicMin in a step_record on the device, and its last block the values found there: a
+// training step queues it without waiting, and the optimizer kernels read the record and
+// update nothing when it holds an index.
 // The loss kernel is one block (a batch's loss is a few thousand terms at most): each
 // thread handles elements (or whole samples for softmax), the sum is reduced in double.
 #pragma once
@@ -13,6 +14,8 @@
 
 #include "gpukit/nn/detail/kernels.cuh"
 #include "gpukit/nn/loss.hpp"
+
+#include <cstddef>
 
 namespace gpukit::nn::detail {
 
@@ -25,6 +28,21 @@ __global__ void validate_kernel(value_check check, const float* input, long long
       atomicMin(&record->bad_input, static_cast<unsigned long long>(i));
     if (i < n_target && !target_ok(kind, target[i]))
       atomicMin(&record->bad_target, static_cast<unsigned long long>(i));
+  }
+  // The last block to finish copies the values at the final indices into the record while
+  // the batch is certainly alive (stream order), so no error message reads it later.
+  // checked_blocks starts at all ones: the block whose increment returns gridDim.x - 2 is
+  // the last one.
+  __shared__ bool last_block;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_block = atomicAdd(&record->checked_blocks, 1u) + 2u == gridDim.x;
+  __syncthreads();
+  if (last_block && threadIdx.x == 0) {
+    const unsigned long long bad_input = atomicOr(&record->bad_input, 0ull);
+    const unsigned long long bad_target = atomicOr(&record->bad_target, 0ull);
+    if (bad_input != no_bad_index) record->bad_input_value = input[bad_input];
+    if (bad_target != no_bad_index) record->bad_target_value = target[bad_target];
   }
 }
 
@@ -67,7 +85,7 @@ __global__ void __launch_bounds__(loss_threads) loss_kernel(loss_kind kind, long
 
 inline void validate_gpu(const cuda_executor& exec, value_check check, const float* input, long long n_input,
                          loss_kind kind, const float* target, long long n_target, step_record* record) {
-  GPUKIT_CUDA_TRY(cudaMemsetAsync(record, 0xff, 2 * sizeof(unsigned long long), exec.stream()));
+  GPUKIT_CUDA_TRY(cudaMemsetAsync(record, 0xff, offsetof(step_record, loss), exec.stream()));
   const long long n = n_input > n_target ? n_input : n_target;
   launch(validate_kernel<>, grid_for(static_cast<std::size_t>(n)), exec.stream(), check, input, n_input, kind, target,
          n_target, record);

@@ -83,12 +83,17 @@ inline const char* target_rule(loss_kind k) noexcept {
 }
 
 /// Where a check failed: the first bad index of the checked input and of the target
-/// (all ones: none). The GPU keeps one in device memory, with the loss beside it.
+/// (all ones: none) and the values found there, so that an error message never reads the
+/// caller's batch again (it may be freed by the time the message is made). The GPU keeps
+/// one in device memory, with the loss beside it; the check resets the fields before
+/// `loss` to all ones (checked_blocks counts the check kernel's finished blocks from there).
 struct step_record {
   unsigned long long bad_input = ~0ull;
   unsigned long long bad_target = ~0ull;
+  unsigned int checked_blocks = ~0u;
   float loss = 0.0f;
-  float unused = 0.0f;
+  float bad_input_value = 0.0f;
+  float bad_target_value = 0.0f;
 };
 
 inline constexpr unsigned long long no_bad_index = ~0ull;
@@ -199,17 +204,6 @@ constexpr void require_nvcc() {
 #endif
 }
 
-/// Reads one element of host or device memory (for an error message).
-template <class T, memory_space S>
-double element_at(const T* p, unsigned long long i) {
-  if constexpr (S == memory_space::host) {
-    return static_cast<double>(p[i]);
-  } else {
-    T v{};
-    GPUKIT_CUDA_TRY(cudaMemcpy(&v, p + i, sizeof(T), cudaMemcpyDeviceToHost));
-    return static_cast<double>(v);
-  }
-}
 
 /// "argument 'y' (shape (4, 1, 1, 1)) holds 2 at index 3: <rule>".
 inline std::string bad_value_message(const char* arg, const shape4& shape, unsigned long long index, double value,
@@ -233,21 +227,22 @@ auto loss_impl(const Exec& exec, const loss& l, const P& prediction, const Y& ta
   const value_check check = k == loss_kind::bce ? value_check::probability : value_check::finite;
   const long long rows = static_cast<long long>(pv.shape.n), cols = static_cast<long long>(pv.shape.features());
   const long long count = static_cast<long long>(pv.size());
-  constexpr memory_space S = space_of_v<Exec>;
   const std::string pred_rule = check == value_check::probability
                                     ? std::string(loss_name(l)) + " takes probabilities in [0, 1]"
                                     : std::string("predictions must be finite");
   unsigned long long bad_p = no_bad_index, bad_t = no_bad_index;
+  double bad_p_value = 0.0, bad_t_value = 0.0;
   T value = T(0);
   if constexpr (is_gpu_executor_v<Exec>) {
     require_nvcc<Exec>();
 #if defined(__CUDACC__)
-    device_buffer<step_record> record(1, exec.stream());
+    device_buffer<step_record> record(1, exec.stream(), zero_init);
     validate_gpu(exec, check, pv.data, count, k, tv.data, count, record.data());
     step_record host;
     GPUKIT_CUDA_TRY(cudaMemcpyAsync(&host, record.data(), sizeof host, cudaMemcpyDeviceToHost, exec.stream()));
     exec.synchronize();
     bad_p = host.bad_input, bad_t = host.bad_target;
+    bad_p_value = host.bad_input_value, bad_t_value = host.bad_target_value;
     if (bad_p == no_bad_index && bad_t == no_bad_index) {
       loss_gpu(exec, k, rows, cols, pv.data, tv.data, want_grad ? gv.data : nullptr, &record.data()->loss);
       GPUKIT_CUDA_TRY(cudaMemcpyAsync(&host, record.data(), sizeof host, cudaMemcpyDeviceToHost, exec.stream()));
@@ -259,16 +254,18 @@ auto loss_impl(const Exec& exec, const loss& l, const P& prediction, const Y& ta
     (void)exec;
     bad_p = first_bad_input(check, pv.data, count);
     bad_t = first_bad_target(k, tv.data, count);
+    if (bad_p != no_bad_index) bad_p_value = pv.data[bad_p];
+    if (bad_t != no_bad_index) bad_t_value = tv.data[bad_t];
     if (bad_p == no_bad_index && bad_t == no_bad_index)
       value = loss_cpu(k, rows, cols, pv.data, tv.data, want_grad ? gv.data : nullptr);
   }
   if (bad_p != no_bad_index)
     require(false, where,
-            bad_value_message("prediction", pv.shape, bad_p, element_at<T, S>(pv.data, bad_p), pred_rule) +
+            bad_value_message("prediction", pv.shape, bad_p, bad_p_value, pred_rule) +
                 "; nothing was written");
   if (bad_t != no_bad_index)
     require(false, where,
-            bad_value_message("target", tv.shape, bad_t, element_at<T, S>(tv.data, bad_t), target_rule(k)) +
+            bad_value_message("target", tv.shape, bad_t, bad_t_value, target_rule(k)) +
                 "; nothing was written");
   return value;
 }

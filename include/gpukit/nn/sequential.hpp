@@ -278,7 +278,7 @@ class sequential {
       check_now(where, x, y, true);
       queue_train(x.data, y.data, b, nullptr);
     }
-    last_x_ = x, last_y_ = y;
+    remember_shapes(x, y);
   }
 
   /// The loss of the last step; throws if train_step_async (or a replayed graph) rejected
@@ -289,7 +289,8 @@ class sequential {
     if constexpr (on_gpu) {
       const detail::step_record r = read_record();
       if (r.bad_input != detail::no_bad_index || r.bad_target != detail::no_bad_index)
-        reject(where, last_x_, last_y_, r.bad_input, r.bad_target);
+        reject(where, last_x_shape_, last_y_shape_, {r.bad_input, r.bad_input_value},
+               {r.bad_target, r.bad_target_value});
       return static_cast<T>(r.loss);
     } else {
       return loss_host_;
@@ -336,7 +337,7 @@ class sequential {
     queue_loss(x.data, y.data, b, false);
     last_input_ = x.data;
     last_batch_ = b;
-    last_x_ = x, last_y_ = y;
+    remember_shapes(x, y);
   }
 
 #if defined(__CUDACC__)
@@ -345,7 +346,7 @@ class sequential {
   graph capture_train_step(const_view x, const_view y) {
     static_assert(on_gpu, "gpukit::nn::sequential::capture_train_step needs the cuda_executor");
     const std::size_t b = check_batch("gpukit::nn::sequential::capture_train_step", x, y);
-    last_x_ = x, last_y_ = y;
+    remember_shapes(x, y);
     return graph::capture(exec_.stream(), [&](stream_view) { queue_checked_train(x, y, b); });
   }
   /// One CUDA graph of forward(x); the output is forward's. GPU only.
@@ -599,18 +600,23 @@ class sequential {
     return b;
   }
 
-  [[noreturn]] void reject(const char* where, const const_view& x, const const_view& y, unsigned long long bad_x,
-                           unsigned long long bad_y) const {
-    if (bad_x != detail::no_bad_index) {
-      const double v = detail::element_at<T, space>(x.data, bad_x);
+  /// An index that failed a check and the value found there.
+  struct bad_element {
+    unsigned long long index = detail::no_bad_index;
+    double value = 0.0;
+    bool found() const { return index != detail::no_bad_index; }
+  };
+
+  [[noreturn]] void reject(const char* where, const shape4& x_shape, const shape4& y_shape, bad_element bad_x,
+                           bad_element bad_y) const {
+    if (bad_x.found()) {
       detail::require(false, where,
-                      detail::bad_value_message("x", x.shape, bad_x, v,
+                      detail::bad_value_message("x", x_shape, bad_x.index, bad_x.value,
                                                 "the input of " + layer_label(0) + " must be finite") +
                           "; nothing was updated");
     }
-    const double v = detail::element_at<T, space>(y.data, bad_y);
     detail::require(false, where,
-                    detail::bad_value_message("y", y.shape, bad_y, v,
+                    detail::bad_value_message("y", y_shape, bad_y.index, bad_y.value,
                                               std::string(detail::target_rule(detail::kind_of(loss_))) + " (loss " +
                                                   loss_name(loss_) + " after " + layer_label(layers_.size() - 1) + ")") +
                         "; nothing was updated");
@@ -621,23 +627,27 @@ class sequential {
   void check_now(const char* where, const const_view& x, const const_view& y, bool check_input_values) {
     const detail::loss_kind k = detail::kind_of(loss_);
     const long long nx = check_input_values ? static_cast<long long>(x.size()) : 0;
-    unsigned long long bad_x = detail::no_bad_index, bad_y = detail::no_bad_index;
+    bad_element bad_x, bad_y;
     if constexpr (on_gpu) {
 #if defined(__CUDACC__)
       detail::validate_gpu(run_exec_, detail::value_check::finite, x.data, nx, k, y.data,
                            static_cast<long long>(y.size()), record_.data());
       const detail::step_record r = read_record();
-      bad_x = r.bad_input, bad_y = r.bad_target;
+      bad_x = {r.bad_input, r.bad_input_value}, bad_y = {r.bad_target, r.bad_target_value};
 #endif
     } else {
-      bad_x = detail::first_bad_input(detail::value_check::finite, x.data, nx);
-      bad_y = detail::first_bad_target(k, y.data, static_cast<long long>(y.size()));
+      bad_x.index = detail::first_bad_input(detail::value_check::finite, x.data, nx);
+      bad_y.index = detail::first_bad_target(k, y.data, static_cast<long long>(y.size()));
+      if (bad_x.found()) bad_x.value = x.data[bad_x.index];
+      if (bad_y.found()) bad_y.value = y.data[bad_y.index];
     }
-    if (bad_x != detail::no_bad_index || bad_y != detail::no_bad_index) {
-      last_x_ = x, last_y_ = y;  // last_loss() reports the same rejection
-      reject(where, x, y, bad_x, bad_y);
+    if (bad_x.found() || bad_y.found()) {
+      remember_shapes(x, y);  // last_loss() reports the same rejection
+      reject(where, x.shape, y.shape, bad_x, bad_y);
     }
   }
+
+  void remember_shapes(const const_view& x, const const_view& y) { last_x_shape_ = x.shape, last_y_shape_ = y.shape; }
 
   detail::step_record read_record() {
     GPUKIT_CUDA_TRY(cudaMemcpyAsync(record_host_.data(), record_.data(), sizeof(detail::step_record),
@@ -914,7 +924,7 @@ class sequential {
   T loss_host_ = T(0);
   const T* last_input_ = nullptr;
   std::size_t last_batch_ = 0;
-  const_view last_x_{}, last_y_{};
+  shape4 last_x_shape_{}, last_y_shape_{};  // of the last checked batch, for last_loss()'s message
 };
 
 }  // namespace gpukit::nn
