@@ -82,6 +82,11 @@ TEST_CASE("image decoders refuse bad files and bytes, naming them", "[io][bad_in
   const std::vector<std::uint8_t> jpeg_half(jpeg_bytes.begin(), jpeg_bytes.begin() + jpeg_bytes.size() / 2);
   std::vector<std::uint8_t> png_long_chunk = png_bytes;
   png_long_chunk[8] = 0x7f;  // IHDR's length: about 2 GiB in a file of ~80 bytes
+  // IHDR whole, then only the header of an ancillary chunk declaring about 1.9 GB: libpng
+  // would allocate that much before finding its data missing.
+  std::vector<std::uint8_t> png_cut_header(png_bytes.begin(), png_bytes.begin() + 33);
+  const std::uint8_t cut_header[] = {0x73, 0x50, 0x42, 0x60, 's', 'P', 'L', 'T', 0x82};
+  png_cut_header.insert(png_cut_header.end(), std::begin(cut_header), std::end(cut_header));
 
   bad_input<png_file_error>("gpukit::io::decode_png", "'mem.png'", "no bytes", [&] { (void)decode_png(make_host_span(none), "mem.png"); },
                             {"no bytes"});
@@ -90,6 +95,9 @@ TEST_CASE("image decoders refuse bad files and bytes, naming them", "[io][bad_in
                             [&] { (void)decode_png(make_host_span(png_half), "mem.png"); });
   bad_input<png_file_error>("gpukit::io::decode_png", "'mem.png'", "a chunk longer than the bytes left",
                             [&] { (void)decode_png(make_host_span(png_long_chunk), "mem.png"); }, {"declares", "more than the"});
+  bad_input<png_file_error>("gpukit::io::decode_png", "'mem.png'", "a chunk header without its data or CRC",
+                            [&] { (void)decode_png(make_host_span(png_cut_header), "mem.png"); },
+                            {"at byte 33 declares 1934639712 bytes, more than the 0 left"});
   bad_input<jpeg_file_error>("gpukit::io::decode_jpeg", "'mem.jpg'", "no bytes", [&] { (void)decode_jpeg(make_host_span(none), "mem.jpg"); },
                              {"no bytes"});
   bad_input<jpeg_file_error>("gpukit::io::decode_jpeg", "'mem.jpg'", "not a JPEG",

@@ -179,6 +179,14 @@ TEST_CASE("damaged PNGs throw png_file_error naming the file, never crash", "[io
     require_throws_naming<png_file_error>([&] { (void)decode_png(gpukit::make_host_span(bomb), "bomb.png"); },
                                           {"'bomb.png'", "20000 x 20000", std::to_string(max_image_pixels)});
   }
+  SECTION("a header declaring more rows than the image data can inflate to is rejected before decoding") {
+    auto bomb = good;  // 24 x 18 declared up to 16000 x 16000 (within max_image_pixels), data unchanged
+    for (int at : {16, 20}) bomb[at] = 0, bomb[at + 1] = 0, bomb[at + 2] = 0x3E, bomb[at + 3] = 0x80;
+    const std::uint32_t crc = png_crc(bomb.data() + 12, 17);
+    for (int k = 0; k < 4; ++k) bomb[29 + k] = std::uint8_t(crc >> (24 - 8 * k));
+    require_throws_naming<png_file_error>([&] { (void)decode_png(gpukit::make_host_span(bomb), "bomb.png"); },
+                                          {"'bomb.png'", "16000 x 16000", "too few to inflate"});
+  }
   SECTION("empty") {
     require_throws_naming<png_file_error>([] { (void)decode_png({}, "empty.png"); }, {"'empty.png'", "no bytes"});
   }

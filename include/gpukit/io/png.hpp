@@ -105,18 +105,47 @@ inline bool png_has_end(host_span<const std::uint8_t> bytes) noexcept {
 /// allocates (and zeroes) the length a chunk declares before reading it, so a 70-byte input
 /// declaring a 2 GiB chunk would cost 2 GiB (found by fuzz/png_fuzz.cpp); in memory, a
 /// chunk longer than the bytes left is simply cut short, so it is refused up front.
+/// A chunk whose 8-byte header (length, type) is there but whose CRC is not counts too: libpng
+/// allocates as soon as it has read the header.
 inline std::string png_chunk_overrun(host_span<const std::uint8_t> bytes) {
   std::size_t at = 8;  // after the signature, which libpng checks
-  while (bytes.size() >= 12 && at <= bytes.size() - 12) {
+  while (bytes.size() >= 8 && at <= bytes.size() - 8) {
     const std::uint8_t* p = bytes.data() + at;
     const std::size_t length = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    if (length > bytes.size() - at - 12)
+    const std::size_t left = bytes.size() - at;  // header, data and CRC must fit: 12 + length
+    const std::size_t data_left = left >= 12 ? left - 12 : 0;
+    if (left < 12 || length > data_left)
       return "a chunk at byte " + std::to_string(at) + " declares " + std::to_string(length) + " bytes, more than the " +
-             std::to_string(bytes.size() - at - 12) + " left (truncated or corrupt)";
+             std::to_string(data_left) + " left (truncated or corrupt)";
     if (std::memcmp(p + 4, "IEND", 4) == 0) break;
     at += 12 + length;
   }
   return {};
+}
+
+/// The bytes of image data (all IDAT chunks) in a PNG whose chunks png_chunk_overrun found
+/// whole.
+inline std::uint64_t png_idat_bytes(host_span<const std::uint8_t> bytes) noexcept {
+  std::uint64_t total = 0;
+  for (std::size_t at = 8; bytes.size() >= 12 && at <= bytes.size() - 12;) {
+    const std::uint8_t* p = bytes.data() + at;
+    const std::size_t length = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    if (std::memcmp(p + 4, "IDAT", 4) == 0) total += length;
+    if (std::memcmp(p + 4, "IEND", 4) == 0) break;
+    at += 12 + length;
+  }
+  return total;
+}
+
+/// Deflate inflates at most 1032-fold (a 258-byte match in 2 bits), so image data shorter
+/// than 1/1032 of the rows a header declares cannot be a whole image. Refusing it before
+/// the output is allocated stops a few hundred bytes from costing up to 3 * max_image_pixels
+/// bytes. The rows' size here is a lower bound (one channel, no filter bytes, no
+/// interlacing), so no intact file is refused. `bit_depth` is IHDR's.
+inline bool png_data_can_hold(std::uint64_t width, std::uint64_t height, unsigned bit_depth,
+                              std::uint64_t idat_bytes) noexcept {
+  const std::uint64_t least_inflated = height * ((width * bit_depth + 7) / 8);
+  return least_inflated <= 1032 * idat_bytes + 258;
 }
 
 inline image decode_png_as(host_span<const std::uint8_t> bytes, const std::string& name, const char* where) {
@@ -131,6 +160,11 @@ inline image decode_png_as(host_span<const std::uint8_t> bytes, const std::strin
     throw png_file_error(name, std::string(where) + ": '" + name + "' declares " + std::to_string(img->width) + " x " +
                                    std::to_string(img->height) + " pixels, more than the limit of " +
                                    std::to_string(max_image_pixels));
+  // libpng has read IHDR, the first chunk: its bit depth is byte 24 of the file.
+  if (const std::uint64_t idat = png_idat_bytes(bytes); !png_data_can_hold(img->width, img->height, bytes[24], idat))
+    throw png_file_error(name, std::string(where) + ": '" + name + "' declares " + std::to_string(img->width) + " x " +
+                                   std::to_string(img->height) + " pixels but holds only " + std::to_string(idat) +
+                                   " bytes of image data, too few to inflate to that (truncated or corrupt)");
   image out;
   out.format = (img->format & PNG_FORMAT_FLAG_COLOR) ? pixel_format::rgb8 : pixel_format::gray8;
   img->format = out.format == pixel_format::rgb8 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
