@@ -256,7 +256,10 @@ TEST_CASE("SGD with momentum and Adam follow their formulas", "[nn][optimizer]")
         const long double vhat = v[i] / (1 - std::pow((long double)a.beta2, t));
         want[i] -= (long double)a.learning_rate * mhat / (std::sqrt(vhat) + (long double)a.epsilon);
       }
-      for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6));
+      // The bias-corrected step factors are float on both executors (about 1e-7 of the
+      // step, ~1e-9 here), so a parameter that lands near zero needs an absolute bound too.
+      for (std::size_t i = 0; i < n; ++i)
+        REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-8));
     }
     CHECK(state.steps() == 3);
   }
