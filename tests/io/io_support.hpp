@@ -2,49 +2,23 @@
 #pragma once
 
 #include "gpukit/io/image.hpp"
+#include "support/temp_dir.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <string>
-#include <system_error>
 #include <vector>
-
-#include <unistd.h>
 
 namespace io_test {
 
 namespace fs = std::filesystem;
 
-/// A fresh folder under the system's temporary directory, removed with everything in it
-/// when the object goes out of scope.
-class temp_dir {
- public:
-  explicit temp_dir(const std::string& stem) {
-    static std::atomic<int> counter{0};
-    const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("gpukit_" + stem + "_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(ticks) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using gpukit_test::temp_dir;
 
 inline std::vector<std::uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

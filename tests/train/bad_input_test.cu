@@ -183,7 +183,7 @@ TEST_CASE("fit, evaluate and predict refuse bad input on the GPU, the model unto
 
 TEST_CASE("model files: refused arguments write nothing, unfit files load nothing", "[train][bad_input]") {
   train_test::temp_dir dir("bad_model_file");
-  const std::string path = dir.path() + "/m.safetensors";
+  const std::string path = dir / "m.safetensors";
   const gpukit::cpu_executor cpu;
   auto uncompiled = small_model(cpu, false);
   auto m = small_model(cpu);

@@ -63,7 +63,7 @@ TEST_CASE("model files: the seed CNN's tensors carry torch.nn.Sequential's names
   m.add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
   m.compile(1, nn::binary_crossentropy{}, nn::adam{}, 7);
   temp_dir dir("model_file");
-  const std::string path = dir.path() + "/seed.safetensors";
+  const std::string path = dir / "seed.safetensors";
   train::save_model(path, m);
   const io::safetensors_file f = io::read_safetensors(path);
   const std::vector<std::pair<std::string, std::vector<std::size_t>>> want = {
@@ -93,7 +93,7 @@ TEST_CASE("model files: load_model rebuilds the same layers, bits and prediction
   auto m = small_cnn(cpu, 12, 4);
   train_a_little(m, 12);
   temp_dir dir("model_roundtrip");
-  const std::string path = dir.path() + "/m.safetensors";
+  const std::string path = dir / "m.safetensors";
   train::save_model(path, m);
   auto back = train::load_model(path, cpu, {4, nn::adam{}});
   CHECK(back.summary() == m.summary());
@@ -101,8 +101,8 @@ TEST_CASE("model files: load_model rebuilds the same layers, bits and prediction
   CHECK(same_bits(parameters_of(back), parameters_of(m)));
   CHECK(same_bits(forward_cpu(back, 12), forward_cpu(m, 12)));
   // Saved again, the file is byte for byte the same.
-  train::save_model(dir.path() + "/again.safetensors", back);
-  CHECK(file_bytes(dir.path() + "/again.safetensors") == file_bytes(path));
+  train::save_model(dir / "again.safetensors", back);
+  CHECK(file_bytes(dir / "again.safetensors") == file_bytes(path));
 }
 
 TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing", "[train][model_file][damaged]") {
@@ -113,7 +113,7 @@ TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing",
 
   auto other = small_cnn(cpu, 14, 2, 4);  // dense 8·6·6 → 16 there, 8·5·5 → 16 here
   train_a_little(other, 14);
-  const std::string other_path = dir.path() + "/other.safetensors";
+  const std::string other_path = dir / "other.safetensors";
   train::save_model(other_path, other);
   require_throws_naming<train::model_file_error>([&] { train::load_weights(other_path, m); },
                                                  {other_path, "'4.weight'", "(16, 288)", "(16, 200)"});
@@ -122,11 +122,11 @@ TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing",
   // Only the right tensors will do: none missing, none extra.
   auto donor = small_cnn(cpu, 12, 2, 9);
   const auto w0 = std::vector<float>(donor.weights(0).begin(), donor.weights(0).end());
-  const std::string partial = dir.path() + "/partial.safetensors";
+  const std::string partial = dir / "partial.safetensors";
   io::write_safetensors(partial, {{"0.weight", {8, 3, 3, 3}, make_host_span(w0)}});
   require_throws_naming<train::model_file_error>([&] { train::load_weights(partial, m); }, {"'0.bias'", "(8,)", "missing"});
   unchanged();
-  const std::string good = dir.path() + "/good.safetensors";
+  const std::string good = dir / "good.safetensors";
   train::save_model(good, donor);
   auto file = io::read_safetensors(good);
   std::vector<io::safetensors_tensor> tensors;
@@ -135,14 +135,14 @@ TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing",
   for (std::size_t i = 0; i < keep.size(); ++i)
     tensors.push_back({file.tensors()[i].name, file.tensors()[i].shape, make_host_span(static_cast<const std::vector<float>&>(keep[i]))});
   tensors.push_back({"9.weight", {1}, make_host_span(static_cast<const std::vector<float>&>(keep.back()))});
-  const std::string extra = dir.path() + "/extra.safetensors";
+  const std::string extra = dir / "extra.safetensors";
   io::write_safetensors(extra, tensors);
   require_throws_naming<train::model_file_error>([&] { train::load_weights(extra, m); }, {"'9.weight'", "not a tensor of the model"});
   unchanged();
 
   // Damaged bytes: truncated anywhere, or a header byte flipped.
   const auto bytes = file_bytes(good);
-  const std::string damaged = dir.path() + "/damaged.safetensors";
+  const std::string damaged = dir / "damaged.safetensors";
   for (std::size_t cut : {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
     write_bytes(damaged, std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)));
     INFO("cut at " << cut);
@@ -174,11 +174,11 @@ TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing",
   unchanged();
 
   // load_model needs the architecture, and one it can build.
-  const std::string weights_only = dir.path() + "/weights_only.safetensors";
+  const std::string weights_only = dir / "weights_only.safetensors";
   io::write_safetensors(weights_only, tensors);
   require_throws_naming<train::model_file_error>([&] { (void)train::load_model(weights_only, cpu); },
                                                  {weights_only, "no 'gpukit.architecture'"});
-  const std::string bad_arch = dir.path() + "/bad_arch.safetensors";
+  const std::string bad_arch = dir / "bad_arch.safetensors";
   io::write_safetensors(bad_arch, {}, {{train::architecture_key, R"({"format":"gpukit.sequential","input":[3,8,8],"layers":[{"type":"Conv3D"}]})"}});
   require_throws_naming<train::model_file_error>([&] { (void)train::load_model(bad_arch, cpu); }, {"layer 0", "'Conv3D'"});
   io::write_safetensors(bad_arch, {}, {{train::architecture_key, R"({"format":"gpukit.sequential","input":[3,8,8],"layers":[{"type":"Dense","in_features":5,"out_features":2}]})"}});
@@ -193,7 +193,7 @@ TEST_CASE("model files: GPU models save and load through the host, across execut
   temp_dir dir("model_gpu");
   auto g = small_cnn(gpu, 12, 4);
   train_a_little(g, 12);
-  const std::string from_gpu = dir.path() + "/gpu.safetensors";
+  const std::string from_gpu = dir / "gpu.safetensors";
   train::save_model(from_gpu, g);
   auto on_cpu = train::load_model(from_gpu, cpu, {4, nn::adam{}});
   CHECK(same_bits(parameters_of(on_cpu), parameters_of(g)));
@@ -202,7 +202,7 @@ TEST_CASE("model files: GPU models save and load through the host, across execut
 
   // A mismatched file leaves the GPU model's weights as they were.
   auto other = small_cnn(cpu, 14, 2);
-  const std::string other_path = dir.path() + "/other.safetensors";
+  const std::string other_path = dir / "other.safetensors";
   train::save_model(other_path, other);
   const auto before = parameters_of(g);
   CHECK_THROWS_AS(train::load_weights(other_path, g), train::model_file_error);

@@ -62,7 +62,7 @@ TEST_CASE("safetensors: a bit-exact round trip of shapes, values and metadata", 
   const std::vector<float> none;
   const std::map<std::string, std::string> meta{{"format", "pt"}, {"note", "ünïcode ✓ \"quoted\""}};
   train_test::temp_dir dir("safetensors");
-  const std::string path = dir.path() + "/t.safetensors";
+  const std::string path = dir / "t.safetensors";
   io::write_safetensors(path,
                         {{"0.weight", {32, 3, 3, 3}, make_host_span(w)},
                          {"0.bias", {32}, make_host_span(b)},
@@ -108,7 +108,7 @@ TEST_CASE("safetensors: every dtype of the format parses; f32() reads only F32",
 TEST_CASE("safetensors: the writer refuses bad arguments before touching the file", "[train][safetensors][bad_input]") {
   const std::vector<float> v(6, 1.0f);
   train_test::temp_dir dir("safetensors_args");
-  const std::string path = dir.path() + "/w.safetensors";
+  const std::string path = dir / "w.safetensors";
   require_throws_naming<std::invalid_argument>(
       [&] { io::write_safetensors(path, {{"a", {2, 2}, make_host_span(v)}}); }, {"'tensors'[0] 'a'", "(4 elements)", "6 values"});
   require_throws_naming<std::invalid_argument>(
@@ -138,7 +138,7 @@ TEST_CASE("safetensors: a file truncated at any byte is rejected", "[train][safe
   }
   // A truncated file on disk names the file.
   train_test::temp_dir dir("safetensors_cut");
-  const std::string path = dir.path() + "/cut.safetensors";
+  const std::string path = dir / "cut.safetensors";
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                               static_cast<std::streamsize>(bytes.size() - 3));
   require_throws_naming<safetensors_error>([&] { (void)io::read_safetensors(path); }, {path, "'b'", "truncated"});

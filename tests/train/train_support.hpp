@@ -6,42 +6,18 @@
 #include "gpukit/nn.hpp"
 #include "support/catch.hpp"
 #include "support/numeric_checks.hpp"
+#include "support/temp_dir.hpp"
 
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 namespace train_test {
 
 namespace nn = gpukit::nn;
 
-/// A fresh folder under $TMPDIR (or /tmp), removed with everything in it at the end.
-class temp_dir {
- public:
-  explicit temp_dir(const std::string& stem) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gpukit_" + stem + "_XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) throw std::runtime_error("cannot create a temporary folder from " + pattern);
-    path_ = buf.data();
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using gpukit_test::temp_dir;
 
 /// n random images of w × h × c bytes and labels alternating 0, 1.
 struct random_images {
