@@ -30,9 +30,12 @@ std::pair<double, int> difference(const std::vector<std::uint8_t>& a, const std:
   return {a.empty() ? 0.0 : sum / double(a.size()), worst};
 }
 
-/// A CMYK JPEG written straight through libjpeg, every pixel the stored values `cmyk`, with
-/// or without the Adobe segment (which says the values are stored inverted).
-std::vector<std::uint8_t> cmyk_jpeg(std::size_t w, std::size_t h, const std::uint8_t (&cmyk)[4], bool adobe) {
+/// `pixels` (w × h × components, interleaved, in `space`) encoded straight through libjpeg:
+/// its defaults, then whatever `configure(cinfo)` sets, for files decode_jpeg's tests need
+/// but gpukit's encoder does not write.
+template <class Configure>
+std::vector<std::uint8_t> libjpeg_encode(const std::vector<std::uint8_t>& pixels, std::size_t w, std::size_t h,
+                                         int components, J_COLOR_SPACE space, Configure configure) {
   jpeg_compress_struct cinfo;
   jpeg_error_mgr err;
   cinfo.err = jpeg_std_error(&err);
@@ -42,17 +45,13 @@ std::vector<std::uint8_t> cmyk_jpeg(std::size_t w, std::size_t h, const std::uin
   jpeg_mem_dest(&cinfo, &out, &size);
   cinfo.image_width = JDIMENSION(w);
   cinfo.image_height = JDIMENSION(h);
-  cinfo.input_components = 4;
-  cinfo.in_color_space = JCS_CMYK;
+  cinfo.input_components = components;
+  cinfo.in_color_space = space;
   jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 95, TRUE);
-  cinfo.write_Adobe_marker = adobe ? TRUE : FALSE;
+  configure(cinfo);
   jpeg_start_compress(&cinfo, TRUE);
-  std::vector<std::uint8_t> row(4 * w);
-  for (std::size_t x = 0; x < w; ++x)
-    for (int k = 0; k < 4; ++k) row[4 * x + k] = cmyk[k];
   while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW rows[1] = {row.data()};
+    JSAMPROW rows[1] = {const_cast<std::uint8_t*>(pixels.data()) + std::size_t(cinfo.next_scanline) * w * components};
     jpeg_write_scanlines(&cinfo, rows, 1);
   }
   jpeg_finish_compress(&cinfo);
@@ -62,43 +61,35 @@ std::vector<std::uint8_t> cmyk_jpeg(std::size_t w, std::size_t h, const std::uin
   return bytes;
 }
 
-/// A progressive RGB JPEG through libjpeg: its standard scan script, or `bands_per_component`
+/// A CMYK JPEG, every pixel the stored values `cmyk`, with or without the Adobe segment
+/// (which says the values are stored inverted).
+std::vector<std::uint8_t> cmyk_jpeg(std::size_t w, std::size_t h, const std::uint8_t (&cmyk)[4], bool adobe) {
+  std::vector<std::uint8_t> pixels(4 * w * h);
+  for (std::size_t i = 0; i < w * h; ++i)
+    for (int k = 0; k < 4; ++k) pixels[4 * i + k] = cmyk[k];
+  return libjpeg_encode(pixels, w, h, 4, JCS_CMYK, [&](jpeg_compress_struct& cinfo) {
+    jpeg_set_quality(&cinfo, 95, TRUE);
+    cinfo.write_Adobe_marker = adobe ? TRUE : FALSE;
+  });
+}
+
+/// A progressive RGB JPEG: libjpeg's standard scan script, or `bands_per_component`
 /// single-coefficient AC bands per component, each sent in three successive-approximation
 /// scans (Al 2, 1, 0) — a legal file with many scans.
 std::vector<std::uint8_t> progressive_jpeg(const image& src, int bands_per_component) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &out, &size);
-  cinfo.image_width = JDIMENSION(src.width);
-  cinfo.image_height = JDIMENSION(src.height);
-  cinfo.input_components = 3;
-  cinfo.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  std::vector<jpeg_scan_info> scans;
-  if (bands_per_component == 0) {
-    jpeg_simple_progression(&cinfo);
-  } else {
+  std::vector<jpeg_scan_info> scans;  // read by jpeg_start_compress, so it outlives the call below
+  return libjpeg_encode(src.pixels, src.width, src.height, 3, JCS_RGB, [&](jpeg_compress_struct& cinfo) {
+    if (bands_per_component == 0) {
+      jpeg_simple_progression(&cinfo);
+      return;
+    }
     scans.push_back({3, {0, 1, 2, 0}, 0, 0, 0, 0});  // DC of all components
     for (int c = 0; c < 3; ++c)
       for (int k = 1; k <= bands_per_component; ++k)
         for (int al = 2; al >= 0; --al) scans.push_back({1, {c, 0, 0, 0}, k, k, al == 2 ? 0 : al + 1, al});
     cinfo.scan_info = scans.data();
     cinfo.num_scans = int(scans.size());
-  }
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW rows[1] = {const_cast<std::uint8_t*>(src.pixels.data()) + cinfo.next_scanline * src.width * 3};
-    jpeg_write_scanlines(&cinfo, rows, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::vector<std::uint8_t> bytes(out, out + size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(out);
-  return bytes;
+  });
 }
 
 }  // namespace
