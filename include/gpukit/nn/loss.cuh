@@ -15,6 +15,8 @@
 #include "gpukit/nn/detail/kernels.cuh"
 #include "gpukit/nn/loss.hpp"
 
+#include <cub/block/block_reduce.cuh>
+
 #include <cstddef>
 
 namespace gpukit::nn::detail {
@@ -52,7 +54,8 @@ template <class = void>
 __global__ void __launch_bounds__(loss_threads) loss_kernel(loss_kind kind, long long rows, long long cols,
                                                             const float* pred, const float* target, float* grad,
                                                             float* loss_out) {
-  __shared__ double warp_totals[loss_threads / 32];
+  using block_sum = cub::BlockReduce<double, loss_threads>;
+  __shared__ typename block_sum::TempStorage sum_storage;
   const int tid = static_cast<int>(threadIdx.x);
   double local = 0.0;
   double terms = 0.0;
@@ -73,14 +76,8 @@ __global__ void __launch_bounds__(loss_threads) loss_kernel(loss_kind kind, long
     }
     terms = static_cast<double>(count);
   }
-  local = warp_sum(local);
-  if (tid % 32 == 0) warp_totals[tid / 32] = local;
-  __syncthreads();
-  if (tid < 32) {
-    double total = tid < loss_threads / 32 ? warp_totals[tid] : 0.0;
-    total = warp_sum(total);
-    if (tid == 0) *loss_out = static_cast<float>(total / terms);
-  }
+  const double total = block_sum(sum_storage).Sum(local);
+  if (tid == 0) *loss_out = static_cast<float>(total / terms);
 }
 
 inline void validate_gpu(const cuda_executor& exec, value_check check, const float* input, long long n_input,

@@ -153,7 +153,8 @@ template <class = void>
 __global__ void __launch_bounds__(small_dense_threads) dense_head_kernel(const dense_head_args a) {
   __shared__ float s_dz[small_dense_rows];
   __shared__ float s_parts[small_dense_threads];
-  __shared__ double warp_totals[small_dense_threads / 32];
+  using block_sum = cub::BlockReduce<double, small_dense_threads>;
+  __shared__ typename block_sum::TempStorage sum_storage;
   __shared__ __align__(16) float s_xw[head_staged_floats];
   const long long x_count = static_cast<long long>(a.g.n) * a.g.in, w_count = static_cast<long long>(a.g.out) * a.g.in;
   const float* x = a.x;
@@ -182,14 +183,9 @@ __global__ void __launch_bounds__(small_dense_threads) dense_head_kernel(const d
     const float grad = slope * scale;
     s_dz[i] = a.logits != nullptr ? grad : grad * activation_slope(a.act, a.y[i]);
   }
-  local = warp_sum(local);
-  if (tid % 32 == 0) warp_totals[tid / 32] = local;
-  __syncthreads();
-  if (tid < 32) {
-    double total = tid < small_dense_threads / 32 ? warp_totals[tid] : 0.0;
-    total = warp_sum(total);
-    if (tid == 0) *a.loss_out = static_cast<float>(total / static_cast<double>(count));
-  }
+  const double total = block_sum(sum_storage).Sum(local);
+  if (tid == 0) *a.loss_out = static_cast<float>(total / static_cast<double>(count));
+  __syncthreads();  // s_dz complete
   small_dense_backward_block(a.g, x, w, s_dz, a.dw, a.db, a.dx, a.e, s_parts);
 }
 
