@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gpukit/nn/activation.hpp"
+#include "gpukit/nn/batch_check.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/graph.hpp"
@@ -10,6 +11,10 @@
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/loss.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
+#include "gpukit/nn/model_plan.hpp"
+#include "gpukit/nn/model_runner.hpp"
 #include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/sequential.hpp"
+#include "gpukit/nn/summary.hpp"
 #include "gpukit/nn/tensor.hpp"

@@ -21,6 +21,7 @@
 #include "gpukit/core/timer.hpp"
 #include "gpukit/core/workspace.hpp"
 
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -132,6 +133,38 @@ host_buffer<T> make_buffer(const cpu_executor&, std::size_t count) {
 template <class T>
 device_buffer<T> make_buffer(const cuda_executor& exec, std::size_t count) {
   return device_buffer<T>(count, exec.stream());
+}
+
+/// `count` zeroed elements in the executor's memory (CUDA: zeroed on its stream).
+template <class T>
+host_buffer<T> make_buffer(const cpu_executor&, std::size_t count, zero_init_t) {
+  return host_buffer<T>(count, host_memory::pageable, zero_init);
+}
+template <class T>
+device_buffer<T> make_buffer(const cuda_executor& exec, std::size_t count, zero_init_t) {
+  return device_buffer<T>(count, exec.stream(), zero_init);
+}
+
+/// Sets every element of `b` to zero bits (CUDA: queued on the executor's stream).
+template <class T>
+void zero_fill(const cpu_executor&, host_buffer<T>& b) {
+  if (!b.empty()) std::memset(static_cast<void*>(b.data()), 0, b.bytes());
+}
+template <class T>
+void zero_fill(const cuda_executor& exec, device_buffer<T>& b) {
+  b.set_zero(exec.stream());
+}
+
+/// Copies `src` (host memory, src.size() == b.size()) into `b` and returns once it is there.
+template <class T>
+void copy_from_host(const cpu_executor&, host_buffer<T>& b, host_span<const T> src) {
+  detail::require(src.size() == b.size(), "gpukit::copy_from_host",
+                  "argument 'src' has " + std::to_string(src.size()) + " elements, the buffer " + std::to_string(b.size()));
+  if (!b.empty()) std::memcpy(static_cast<void*>(b.data()), src.data(), b.bytes());
+}
+template <class T>
+void copy_from_host(const cuda_executor& exec, device_buffer<T>& b, host_span<const T> src) {
+  b.copy_from_host(src, exec.stream());
 }
 
 /// A timer measuring an executor's work: cpu_timer for the CPU, gpu_timer on the stream.

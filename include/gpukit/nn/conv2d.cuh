@@ -1,22 +1,21 @@
-// gpukit/nn/conv2d.cuh — the GPU path of the conv layer (see conv2d.hpp for the contract).
+// gpukit/nn/conv2d.cuh — the GPU path of the conv layer (see conv2d.hpp for the contract
+// and choose_conv2d_path for which kernel runs when).
 //
-// forward:  one block per (image, tile of block outputs, 8 output channels). The input tile
-//           (with its zero padding) and the 8 channels' weights are staged in shared memory,
-//           a chunk of input channels at a time; each thread computes one conv output for
-//           the 8 channels (each input value read once from shared memory feeds 8 FMAs, the
-//           weights are read as broadcast float4s). Bias and activation are applied and the
-//           conv tile is pooled from shared memory, so only the block output and argmax
-//           reach global memory: for the seed model 4x less than the conv output.
-// weights:  one thread per block output (the gradient of a pooled output reaches exactly one
-//           conv output, the argmax, so the seed's weight gradient costs a quarter of an
-//           unpooled one); it accumulates gradient x input patch for 32 weights in
-//           registers, and blocks reduce to per-split partials that a second kernel sums in a
-//           fixed order (no atomics: the result is deterministic) into dw and db.
-// input:    the gradient at every conv output is scattered back through the pool, then one
-//           thread per input element gathers it through the kernel.
-// These are the general paths. Faster ones for the common shapes (3x3 stride-1 forward with
-// a 2x2 pool or none; weight gradients of at most 32 taps, as a first layer has) live in
-// detail/conv_fast.cuh and are taken whenever they fit.
+// forward, implicit GEMM (detail/conv_igemm.cuh): bias and activation in the epilogue;
+//           with a pool, the conv output goes to scratch and the pool runs as its own pass
+//           (maxpool2d.cuh's kernel).
+// forward, direct tiled: one block per (image, tile of block outputs, 8 output channels);
+//           the input tile (with its zero padding) and the 8 channels' weights are staged in
+//           shared memory a chunk of input channels at a time; each thread computes one
+//           conv output for the 8 channels; bias, activation and pool are applied from
+//           shared memory, so only the block output and argmax reach global memory.
+// forward, 3x3 quad block and the band weight gradient: detail/conv_fast.cuh.
+// backward: the gradient at the conv output (dz) is made first when a pool or an
+//           activation lies between (scattered back through the argmax, times the
+//           activation's slope), then the implicit-GEMM weight gradient (bias as one more
+//           column) and the input gradient, one product per stride phase.
+// Batches whose tensors reach 2^31 elements run in pieces of images (the engine indexes
+// with 32 bits); the weight gradient accumulates over the pieces.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -25,7 +24,9 @@
 
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/detail/conv_fast.cuh"
+#include "gpukit/nn/detail/conv_igemm.cuh"
 #include "gpukit/nn/detail/kernels.cuh"
+#include "gpukit/nn/maxpool2d.cuh"
 
 #include <cstdint>
 
@@ -135,132 +136,11 @@ __global__ void __launch_bounds__(conv_threads) conv_forward_kernel(const conv_f
     const int py = r / t.tpw, px = r - py * t.tpw;
     const int oc = oc0 + o, gy = ph0 + py, gx = pw0 + px;
     if (oc >= g.oc || gy >= g.ph || gx >= g.pw) continue;
-    const float* win = s_out + (o * t.cth + py * g.psh) * t.ctw + px * g.psw;
-    float best = win[0];
-    int by = 0, bx = 0;
-    for (int wy = 0; wy < g.pkh; ++wy)
-      for (int wx = 0; wx < g.pkw; ++wx) {
-        const float v = win[wy * t.ctw + wx];
-        if (v > best) best = v, by = wy, bx = wx;
-      }
+    int by, bx;  // in the tile's conv-output rows and columns
+    const float best = window_max(s_out + o * t.cth * t.ctw, t.ctw, py * g.psh, px * g.psw, g.pkh, g.pkw, by, bx);
     const long long out = ((static_cast<long long>(n) * g.oc + oc) * g.ph + gy) * g.pw + gx;
     a.y[out] = best;
-    if (a.argmax != nullptr) a.argmax[out] = pack_position(oy0 + py * g.psh + by, ox0 + px * g.psw + bx);
-  }
-}
-
-inline constexpr int wgrad_chunk = 32;  // weights one pass accumulates, one register each
-inline constexpr int wgrad_threads = 256;
-
-struct conv_wgrad_args {
-  conv_geometry g;
-  conv_wgrad_plan p;
-  const float* x;
-  const float* y;  // nullptr without an activation
-  const std::int32_t* argmax;
-  const float* dy;
-  float* partials;  // [split][oc][kdim + 1], the last entry of a row the bias
-};
-
-template <class = void>
-__global__ void __launch_bounds__(wgrad_threads) conv_wgrad_kernel(const conv_wgrad_args a) {
-  const conv_geometry& g = a.g;
-  const int oc = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y);
-  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
-  const long long kdim = g.kdim();
-  const long long out_plane = static_cast<long long>(g.ph) * g.pw;
-  const long long in_plane = static_cast<long long>(g.h) * g.w;
-  const long long unit_begin = split * a.p.units_per_split;
-  const long long unit_end = ::min(a.p.units, unit_begin + a.p.units_per_split);
-  float* partial_row = a.partials + (static_cast<long long>(split) * g.oc + oc) * (kdim + 1);
-
-  __shared__ int s_offset[wgrad_chunk];
-  __shared__ int s_tap[wgrad_chunk];
-  __shared__ float s_sum[wgrad_threads / 32][wgrad_chunk + 1];
-
-  for (long long k0 = 0; k0 < kdim; k0 += wgrad_chunk) {
-    const int kn = static_cast<int>(::min(static_cast<long long>(wgrad_chunk), kdim - k0));
-    __syncthreads();  // the previous pass has read s_sum
-    if (tid < wgrad_chunk) {
-      const long long k = k0 + ::min(tid, kn - 1);
-      const int ic = static_cast<int>(k / (g.kh * g.kw));
-      const int r = static_cast<int>(k % (g.kh * g.kw));
-      const int ky = r / g.kw, kx = r % g.kw;
-      s_offset[tid] = static_cast<int>(ic * in_plane + static_cast<long long>(ky) * g.w + kx);
-      s_tap[tid] = (ky << 16) | kx;
-    }
-    __syncthreads();
-    int offset[wgrad_chunk];
-    float acc[wgrad_chunk];
-#pragma unroll
-    for (int c = 0; c < wgrad_chunk; ++c) offset[c] = s_offset[c], acc[c] = 0.0f;
-    float bias_acc = 0.0f;
-
-    for (long long u = unit_begin; u < unit_end; ++u) {
-      const int n = static_cast<int>(u / a.p.units_per_image);
-      const long long q0 = (u % a.p.units_per_image) * a.p.unit;
-      const long long q1 = ::min(out_plane, q0 + a.p.unit);
-      const float* xn = a.x + static_cast<long long>(n) * g.ic * in_plane;
-      const long long row = (static_cast<long long>(n) * g.oc + oc) * out_plane;
-      for (long long q = q0 + tid; q < q1; q += wgrad_threads) {
-        const long long i = row + q;
-        float s = a.dy[i];
-        if (a.y != nullptr) s *= activation_slope(g.act, a.y[i]);
-        int oy, ox;
-        if (a.argmax != nullptr) {
-          const std::int32_t p = a.argmax[i];
-          oy = static_cast<int>(static_cast<std::uint32_t>(p) >> 16);
-          ox = p & 0xffff;
-        } else {
-          oy = static_cast<int>(q / g.pw);
-          ox = static_cast<int>(q - static_cast<long long>(oy) * g.pw);
-        }
-        const int iy0 = oy * g.stride - g.pad, ix0 = ox * g.stride - g.pad;
-        const long long base = static_cast<long long>(iy0) * g.w + ix0;
-        if (g.pad == 0) {  // every tap of a valid output lies inside the image
-#pragma unroll
-          for (int c = 0; c < wgrad_chunk; ++c)
-            if (c < kn) acc[c] = fmaf(s, xn[base + offset[c]], acc[c]);
-        } else {  // padded: taps may fall outside (their (ky, kx) come from shared memory)
-#pragma unroll
-          for (int c = 0; c < wgrad_chunk; ++c) {
-            const int tap = s_tap[c];
-            const int iy = iy0 + (tap >> 16), ix = ix0 + (tap & 0xffff);
-            if (c < kn && iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) acc[c] = fmaf(s, xn[base + offset[c]], acc[c]);
-          }
-        }
-        bias_acc += s;
-      }
-    }
-
-#pragma unroll
-    for (int c = 0; c < wgrad_chunk; ++c) {
-      const float v = warp_sum(acc[c]);
-      if (lane == 0) s_sum[warp][c] = v;
-    }
-    const float b = warp_sum(bias_acc);
-    if (lane == 0) s_sum[warp][wgrad_chunk] = b;
-    __syncthreads();
-    if (tid <= wgrad_chunk) {
-      float total = 0.0f;
-      for (int w = 0; w < wgrad_threads / 32; ++w) total += s_sum[w][tid];
-      if (tid < kn) partial_row[k0 + tid] = total;
-      if (tid == wgrad_chunk && k0 == 0) partial_row[kdim] = total;
-    }
-  }
-}
-
-/// dw (+)= Σ over splits, db (+)= Σ over splits, in split order.
-template <class = void>
-__global__ void conv_wgrad_reduce_kernel(const float* partials, int splits, int oc, long long kdim, float* dw,
-                                         float* db, bool accumulate) {
-  const long long row = kdim + 1;
-  GPUKIT_NN_GRID_STRIDE(i, oc * row) {
-    float total = 0.0f;
-    for (int s = 0; s < splits; ++s) total += partials[static_cast<long long>(s) * oc * row + i];
-    const long long o = i / row, k = i - o * row;
-    float* dst = k < kdim ? dw + o * kdim + k : db + o;
-    *dst = accumulate ? *dst + total : total;
+    if (a.argmax != nullptr) a.argmax[out] = pack_position(oy0 + by, ox0 + bx);
   }
 }
 
@@ -288,37 +168,8 @@ __global__ void conv_scatter_kernel(const conv_geometry g, const float* y, const
   }
 }
 
-/// dx = Σ over output channels and taps of dz · w, one thread per input element.
-template <class = void>
-__global__ void conv_dgrad_kernel(const conv_geometry g, const float* w, const float* dz, float* dx) {
-  GPUKIT_NN_GRID_STRIDE(i, g.input_size()) {
-    const int ix = static_cast<int>(i % g.w);
-    const int iy = static_cast<int>((i / g.w) % g.h);
-    const int ic = static_cast<int>((i / (static_cast<long long>(g.w) * g.h)) % g.ic);
-    const int n = static_cast<int>(i / (static_cast<long long>(g.w) * g.h * g.ic));
-    float sum = 0.0f;
-    for (int oc = 0; oc < g.oc; ++oc) {
-      const float* dzp = dz + (static_cast<long long>(n) * g.oc + oc) * g.oh * g.ow;
-      const float* wp = w + (static_cast<long long>(oc) * g.ic + ic) * g.kh * g.kw;
-      for (int ky = 0; ky < g.kh; ++ky) {
-        const int ty = iy + g.pad - ky;
-        if (ty < 0 || ty % g.stride != 0 || ty / g.stride >= g.oh) continue;
-        const int oy = ty / g.stride;
-        for (int kx = 0; kx < g.kw; ++kx) {
-          const int tx = ix + g.pad - kx;
-          if (tx < 0 || tx % g.stride != 0 || tx / g.stride >= g.ow) continue;
-          sum = fmaf(dzp[static_cast<long long>(oy) * g.ow + tx / g.stride], wp[ky * g.kw + kx], sum);
-        }
-      }
-    }
-    dx[i] = sum;
-  }
-}
-
-inline void conv_forward_gpu(const cuda_executor& exec, const conv_geometry& g, const float* x, const float* w,
-                             const float* b, float* y, std::int32_t* argmax) {
-  if (const quad_plan q = plan_quad_forward(g); q.icb > 0) return conv_quad_forward(exec, g, q, x, w, b, y, argmax);
-  const conv_tile t = plan_conv_tile(g);
+inline void conv_direct_forward(const cuda_executor& exec, const conv_geometry& g, const conv_tile& t, const float* x,
+                                const float* w, const float* b, float* y, std::int32_t* argmax) {
   launch_config cfg;
   cfg.grid = dim3(static_cast<unsigned>(static_cast<long long>(g.n) * t.tiles_h * t.tiles_w),
                   static_cast<unsigned>((g.oc + conv_channels_per_block - 1) / conv_channels_per_block));
@@ -332,39 +183,85 @@ inline void conv_forward_gpu(const cuda_executor& exec, const conv_geometry& g, 
   }
 }
 
-inline void conv_backward_gpu(const cuda_executor& exec, const conv_geometry& g, const float* x, const float* w,
-                              const float* y, const std::int32_t* argmax, const float* dy, float* dw, float* db,
-                              float* dx, bool accumulate) {
-  const int sms = current_sm_count();
-  const conv_wgrad_plan plan = plan_conv_wgrad(g, sms);
-  const conv_backward_scratch layout = plan_conv_backward_scratch(g, dx != nullptr, sms);
-  const device_scratch scratch(exec, layout.plan.bytes);
-  float* partials = scratch.at<float>(layout.partials);
+/// The pool over a conv output already activated (the implicit GEMM's pool pass).
+inline pool_geometry pool_of_conv(const conv_geometry& g) {
+  pool_geometry p;
+  p.n = g.n, p.c = g.oc, p.h = g.oh, p.w = g.ow;
+  p.kh = g.pkh, p.kw = g.pkw, p.sh = g.psh, p.sw = g.psw, p.ph = g.ph, p.pw = g.pw;
+  return p;
+}
+
+/// Calls f(piece geometry, piece path, first image) for each piece of images the path
+/// launches at once (one piece unless the batch reaches 2^31 elements per tensor).
+template <class F>
+void for_each_piece(const conv_geometry& g, const conv2d_path& path, F f) {
+  if (path.piece_images == 0) return f(g, path, 0);
+  for (int first = 0; first < g.n; first += path.piece_images) {
+    conv_geometry gp = g;
+    gp.n = std::min(path.piece_images, g.n - first);
+    f(gp, gp.n == path.piece_images ? path : choose_conv2d_path(gp, path.target, path.want_dx, path.request), first);
+  }
+}
+
+inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g, const conv2d_path& path,
+                              const float* x, const float* w, const float* b, float* y, std::int32_t* argmax) {
+  const device_scratch scratch(exec, path.forward_scratch);
+  for_each_piece(g, path, [&](const conv_geometry& gp, const conv2d_path& pp, int first) {
+    const float* xp = x + static_cast<long long>(first) * g.ic * g.h * g.w;
+    float* yp = y + static_cast<long long>(first) * g.oc * g.ph * g.pw;
+    std::int32_t* ap = argmax != nullptr ? argmax + static_cast<long long>(first) * g.oc * g.ph * g.pw : nullptr;
+    switch (pp.forward) {
+      case conv_forward_kind::quad: return conv_quad_forward(exec, gp, pp.quad, xp, w, b, yp, ap);
+      case conv_forward_kind::direct: return conv_direct_forward(exec, gp, pp.direct, xp, w, b, yp, ap);
+      default: break;
+    }
+    float* conv_out = pp.pool_pass ? scratch.at<float>(pp.conv_out_at) : yp;
+    run_igemm(make_fprop_map(gp, xp, w, b, conv_out), pp.forward_gemm, scratch.at<float>(pp.forward_partial_at),
+              exec.stream());
+    if (pp.pool_pass) pool_forward_impl(exec, pool_of_conv(gp), static_cast<const float*>(conv_out), yp, ap);
+  });
+}
+
+inline void conv_backward_impl(const cuda_executor& exec, const conv_geometry& g, const conv2d_path& path,
+                               const float* x, const float* w, const float* y, const std::int32_t* argmax,
+                               const float* dy, float* dw, float* db, float* dx,
+                               const conv_backward_extras<float>& extra) {
+  const device_scratch scratch(exec, path.backward_scratch);
   const float* act_y = g.act != activation::none ? y : nullptr;
+  for_each_piece(g, path, [&](const conv_geometry& gp, const conv2d_path& pp, int first) {
+    const long long in_at = static_cast<long long>(first) * g.ic * g.h * g.w;
+    const long long out_at = static_cast<long long>(first) * g.oc * g.ph * g.pw;
+    const float* xp = x + in_at;
+    const float* dyp = dy + out_at;
+    const float* yp = act_y != nullptr ? act_y + out_at : nullptr;
+    const std::int32_t* ap = argmax != nullptr ? argmax + out_at : nullptr;
+    float* partials = scratch.at<float>(pp.wgrad_partial_at);
+    const bool accumulate = extra.accumulate || first > 0;
 
-  if (const wgrad_band_plan band = plan_wgrad_band(g, sms); band.ok()) {
-    conv_wgrad_band(exec, g, band, x, act_y, argmax, dy, partials, dw, db, accumulate);
-  } else {
-    launch_config wcfg;
-    wcfg.grid = dim3(static_cast<unsigned>(g.oc), static_cast<unsigned>(plan.splits));
-    wcfg.block = dim3(wgrad_threads);
-    launch(conv_wgrad_kernel<>, wcfg, exec.stream(), conv_wgrad_args{g, plan, x, act_y, argmax, dy, partials});
-    launch(conv_wgrad_reduce_kernel<>, grid_for(static_cast<std::size_t>(g.oc) * (g.kdim() + 1)), exec.stream(),
-           static_cast<const float*>(partials), plan.splits, g.oc, g.kdim(), dw, db, accumulate);
-  }
-  if (dx == nullptr) return;
-
-  const float* dz = dy;
-  if (layout.needs_dz) {
-    float* buffer = scratch.at<float>(layout.dz);
-    const bool overlapping = g.pooled && (g.pkh > g.psh || g.pkw > g.psw);
-    if (g.pooled) GPUKIT_CUDA_TRY(cudaMemsetAsync(buffer, 0, static_cast<std::size_t>(g.conv_size()) * sizeof(float),
-                                                  exec.stream()));
-    launch(conv_scatter_kernel<>, grid_for(static_cast<std::size_t>(g.output_size())), exec.stream(), g, act_y, argmax,
-           dy, buffer, overlapping);
-    dz = buffer;
-  }
-  launch(conv_dgrad_kernel<>, grid_for(static_cast<std::size_t>(g.input_size())), exec.stream(), g, w, dz, dx);
+    const float* dz = dyp;
+    if (pp.needs_dz) {
+      float* buffer = scratch.at<float>(pp.dz_at);
+      if (gp.pooled)
+        GPUKIT_CUDA_TRY(cudaMemsetAsync(buffer, 0, static_cast<std::size_t>(gp.conv_size()) * sizeof(float), exec.stream()));
+      const bool overlapping = gp.pooled && (gp.pkh > gp.psh || gp.pkw > gp.psw);
+      launch(conv_scatter_kernel<>, grid_for(static_cast<std::size_t>(gp.output_size())), exec.stream(), gp, yp, ap,
+             dyp, buffer, overlapping);
+      dz = buffer;
+    }
+    if (pp.wgrad == conv_wgrad_kind::band) {
+      conv_wgrad_band(exec, gp, pp.band, xp, yp, ap, dyp, partials, dw, db, accumulate);
+    } else {
+      run_igemm(make_wgrad_map(gp, dz, xp, dw, db, accumulate), pp.wgrad_gemm, partials, exec.stream());
+    }
+    if (dx == nullptr) return;
+    float* dxp = dx + in_at;
+    const float* act_in = extra.dx_act_y != nullptr ? extra.dx_act_y + in_at : nullptr;
+    if (pp.dgrad_zero_fill)
+      GPUKIT_CUDA_TRY(cudaMemsetAsync(dxp, 0, static_cast<std::size_t>(gp.input_size()) * sizeof(float), exec.stream()));
+    for (const conv_dgrad_step& step : pp.dgrad)
+      run_igemm(make_dgrad_map(gp, step.phase, w, dz, dxp, extra.dx_act, act_in), step.gemm,
+                scratch.at<float>(pp.dgrad_partial_at), exec.stream());
+  });
 }
 
 }  // namespace gpukit::nn::detail

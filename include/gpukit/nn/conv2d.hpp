@@ -1,11 +1,12 @@
 // gpukit/nn/conv2d.hpp — the 2-D convolution layer, alone or fused with the activation
 // and the max-pool that follow it (the seed model's Conv2D + relu + MaxPool 2x2 is one
-// pass that writes only the pooled result and where each maximum came from).
+// layer call that writes only the pooled result and where each maximum came from).
 //
 //   nn::conv2d_forward(exec, conv, x, w, b, y)
 //   nn::conv2d_backward(exec, conv, x, w, dy, dw, db, dx)
 //   nn::conv2d_block_forward(exec, block, x, w, b, y, argmax)
 //   nn::conv2d_block_backward(exec, block, x, w, y, argmax, dy, dw, db, dx)
+//   nn::choose_conv2d_path(geometry, target, want_dx)   which GPU kernels run, and why
 //
 // Contracts (all checked before anything is written; std::invalid_argument names the
 // argument and both shapes):
@@ -17,16 +18,29 @@
 //   when there is an activation). Parameter gradients ACCUMULATE (dw += ..., db += ...);
 //   the input gradient dx (x's shape) is ASSIGNED, or skipped when nn::no_grad is passed.
 // - No output may overlap an input. cuda_executor: float, queued on its stream, scratch
-//   from its workspace if it has one; cpu_executor: float or double, OpenMP, returns when
-//   done.
-// - GPU limits: pool windows up to 16x16 fuse (use maxpool2d separately beyond), and one
-//   input channel's tile must fit in shared memory (kernels up to about 36x36).
+//   from its workspace if it has one (else allocated stream-ordered per call);
+//   cpu_executor: float or double, OpenMP, returns when done.
+//
+// GPU paths (choose_conv2d_path picks them; summary() shows the choice per layer):
+// - forward: the implicit GEMM (nn/detail/conv_igemm.cuh, any kernel, stride, padding and
+//   channel count; bias and activation in its epilogue, a pool as a pass of its own), the
+//   3x3 stride-1 block with the pool in registers for layers of few input taps (the
+//   article's first layer), or the direct tiled kernel (pool windows up to 16x16 fused;
+//   chosen for very few output channels).
+// - weight gradient: the implicit GEMM with the bias as one more column, split over the
+//   output pixels; or, for at most 32 taps (a first layer), the band kernel.
+// - input gradient: the implicit GEMM, one product per stride phase.
+// Every sum runs in a fixed order: the same inputs give the same bits at every run.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/igemm_plan.hpp"
 #include "gpukit/nn/layers.hpp"
+#include "gpukit/nn/maxpool2d.hpp"
+#include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <algorithm>
@@ -105,10 +119,6 @@ inline conv_geometry make_conv_geometry(const conv_block& block, const shape4& i
   return g;
 }
 
-/// (row << 16) | column of a conv-output element, as argmax stores it.
-GPUKIT_HOST_DEVICE inline constexpr std::int32_t pack_position(int row, int column) noexcept {
-  return static_cast<std::int32_t>((static_cast<std::uint32_t>(row) << 16) | static_cast<std::uint32_t>(column));
-}
 
 // ---- CPU path ------------------------------------------------------------------------
 
@@ -166,15 +176,8 @@ void conv_forward_cpu(const cpu_executor& exec, const conv_geometry& g, const T*
       std::int32_t* ap = argmax + p * out_plane;
       for (int py = 0; py < g.ph; ++py) {
         for (int px = 0; px < g.pw; ++px) {
-          const int y0 = py * g.psh, x0 = px * g.psw;
-          T best = plane[static_cast<long long>(y0) * g.ow + x0];
-          int by = y0, bx = x0;
-          for (int wy = 0; wy < g.pkh; ++wy)
-            for (int wx = 0; wx < g.pkw; ++wx) {
-              const T v = plane[static_cast<long long>(y0 + wy) * g.ow + x0 + wx];
-              if (v > best) best = v, by = y0 + wy, bx = x0 + wx;
-            }
-          yp[py * g.pw + px] = best;
+          int by, bx;
+          yp[py * g.pw + px] = window_max(plane, g.ow, py * g.psh, px * g.psw, g.pkh, g.pkw, by, bx);
           ap[py * g.pw + px] = pack_position(by, bx);
         }
       }
@@ -188,11 +191,22 @@ inline T block_output_gradient(const conv_geometry& g, const T* y, const T* dy, 
   return g.act == activation::none ? dy[i] : dy[i] * activation_slope(g.act, y[i]);
 }
 
-/// `accumulate` false assigns the parameter gradients instead (a training step that would
-/// otherwise zero them first).
+/// What a model's training step asks of a conv backward pass beyond the public contract:
+/// assigning the parameter gradients (no zeroing pass first), and folding the activation
+/// of the layer that produced x into dx (dx ·= act'(its output)), so that layer's backward
+/// pass skips it.
+template <class T>
+struct conv_backward_extras {
+  bool accumulate = true;
+  activation dx_act = activation::none;
+  const T* dx_act_y = nullptr;  // the producing layer's output, x's shape
+};
+
 template <class T>
 void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T* x, const T* w, const T* y,
-                       const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx, bool accumulate = true) {
+                       const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
+                       const conv_backward_extras<T>& extra = {}) {
+  const bool accumulate = extra.accumulate;
   const long long out_plane = static_cast<long long>(g.ph) * g.pw, conv_plane = static_cast<long long>(g.oh) * g.ow;
   const long long in_plane = static_cast<long long>(g.h) * g.w;
   const long long kdim = g.kdim();
@@ -285,18 +299,22 @@ void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T
           }
         }
     }
+    if (extra.dx_act != activation::none) {
+      const T* yp = extra.dx_act_y + p * in_plane;
+      for (long long i = 0; i < in_plane; ++i) plane[i] *= activation_slope(extra.dx_act, yp[i]);
+    }
   }
 }
 
-// ---- GPU path: tiles and scratch, decided on the host --------------------------------
+// ---- GPU paths: tiles, phases and scratch, decided on the host ---------------------------
 
-inline constexpr int conv_channels_per_block = 8;  // output channels one forward block computes
+inline constexpr int conv_channels_per_block = 8;  // output channels one direct forward block computes
 inline constexpr int conv_threads = 256;
 inline constexpr std::size_t conv_shared_budget = 48 * 1024;
 
-/// How a forward block covers the output: a tph x tpw tile of block outputs, whose conv
-/// outputs (cth x ctw, one per thread) need an ith x itw input tile per channel; icb input
-/// channels are staged in shared memory at a time.
+/// How a direct forward block covers the output: a tph x tpw tile of block outputs, whose
+/// conv outputs (cth x ctw, one per thread) need an ith x itw input tile per channel; icb
+/// input channels are staged in shared memory at a time.
 struct conv_tile {
   int tph = 0, tpw = 0, cth = 0, ctw = 0, ith = 0, itw = 0, icb = 0;
   int tiles_h = 0, tiles_w = 0;
@@ -304,7 +322,7 @@ struct conv_tile {
   std::size_t shared_bytes() const noexcept { return (input_floats + weight_floats + output_floats) * sizeof(float); }
 };
 
-/// The tile for `g`, or icb = 0 when even the smallest tile does not fit.
+/// The direct tile for `g`, or icb = 0 when even the smallest tile does not fit.
 inline conv_tile plan_conv_tile(const conv_geometry& g) {
   conv_tile t;
   if (g.pkh > 16 || g.pkw > 16) return t;
@@ -338,35 +356,48 @@ inline conv_tile plan_conv_tile(const conv_geometry& g) {
   }
 }
 
-/// How the weight-gradient pass splits the block outputs of one channel over blocks: work
-/// units of up to `unit` outputs of one image, `units_per_split` units per block.
-struct conv_wgrad_plan {
-  long long unit = 2048, units_per_image = 0, units = 0, units_per_split = 0;
-  int splits = 0;
+/// The 3x3 stride-1 forward block (detail/conv_fast.cuh): each thread a 2x2 block of conv
+/// outputs (one pooled output) for 16 output channels.
+inline constexpr int quad_oc = 16;                              // output channels per thread
+inline constexpr int quad_rows = 8, quad_cols = 32;             // 2x2 blocks per thread block
+inline constexpr int quad_in_cols = 2 * quad_cols + 2;          // a channel's input tile: 18 x 66
+inline constexpr int quad_in_floats = (2 * quad_rows + 2) * quad_in_cols;
+
+struct quad_plan {
+  int rows = 0, cols = 0;  // 2x2 blocks: pooled outputs, or the conv output in 2x2 blocks
+  int tiles_h = 0, tiles_w = 0, icb = 0;
+  std::size_t shared_bytes = 0;
 };
 
-inline conv_wgrad_plan plan_conv_wgrad(const conv_geometry& g, int sm_count) {
-  conv_wgrad_plan p;
-  const long long out_plane = static_cast<long long>(g.ph) * g.pw;
-  p.units_per_image = (out_plane + p.unit - 1) / p.unit;
-  p.units = p.units_per_image * g.n;
-  const long long target = std::max<long long>(1, (4LL * sm_count + g.oc - 1) / g.oc);
-  const long long splits = std::max<long long>(1, std::min(p.units, target));
-  p.units_per_split = (p.units + splits - 1) / splits;
-  p.splits = static_cast<int>((p.units + p.units_per_split - 1) / p.units_per_split);
-  return p;
+/// The plan for g, or icb = 0 when the kernel does not take g (3x3, stride 1, a 2x2
+/// stride-2 pool or none).
+inline quad_plan plan_quad_forward(const conv_geometry& g) {
+  quad_plan q;
+  const bool pool_fits = !g.pooled || (g.pkh == 2 && g.pkw == 2 && g.psh == 2 && g.psw == 2);
+  if (g.kh != 3 || g.kw != 3 || g.stride != 1 || !pool_fits) return q;
+  q.rows = g.pooled ? g.ph : (g.oh + 1) / 2;
+  q.cols = g.pooled ? g.pw : (g.ow + 1) / 2;
+  q.tiles_h = (q.rows + quad_rows - 1) / quad_rows;
+  q.tiles_w = (q.cols + quad_cols - 1) / quad_cols;
+  const int per_channel = quad_in_floats + 9 * quad_oc;
+  q.icb = std::min(g.ic, static_cast<int>(conv_shared_budget / sizeof(float)) / per_channel);
+  q.shared_bytes = static_cast<std::size_t>(q.icb) * per_channel * sizeof(float);
+  return q;
 }
 
-inline constexpr int band_taps = 32;   // taps (ic·kh·kw) the fast weight-gradient pass sums in registers
+inline constexpr int band_taps = 32;   // taps (ic·kh·kw) the band weight-gradient kernel sums in registers
 inline constexpr int band_chunk = 64;  // block outputs it stages at a time
 
-/// The fast weight-gradient pass (detail/conv_fast.cuh): one block per band of `rows`
+/// The band weight-gradient kernel (detail/conv_fast.cuh): one block per band of `rows`
 /// block-output rows of one image, whose input (in_rows rows of row_stride floats per
 /// channel, padding included) sits in shared memory.
 struct wgrad_band_plan {
   int rows = 0, bands = 0, in_rows = 0, row_stride = 0;
   std::size_t shared_bytes = 0;
   bool ok() const noexcept { return rows > 0; }
+  std::size_t partial_floats(const conv_geometry& g) const noexcept {
+    return static_cast<std::size_t>(g.n) * bands * g.oc * static_cast<std::size_t>(g.kdim() + 1);
+  }
 };
 
 /// The band plan for g (about two blocks per SM), or one with rows = 0 when g has more than
@@ -391,61 +422,209 @@ inline wgrad_band_plan plan_wgrad_band(const conv_geometry& g, int sm_count) {
   return p;
 }
 
-/// Scratch regions of the GPU backward pass.
-struct conv_backward_scratch {
-  std::size_t partials = 0, dz = 0;
-  bool needs_dz = false;
-  scratch_plan plan;
+/// One stride phase of the input gradient: the input pixels (iy, ix) with
+/// (iy + pad) % stride == ry and (ix + pad) % stride == rx, which only the taps
+/// ky ≡ ry, kx ≡ rx reach (tky x tkx of them); ny x nx such pixels per image, the first at
+/// (iy_first, ix_first).
+struct dgrad_phase {
+  int ry = 0, rx = 0, tky = 0, tkx = 0, iy_first = 0, ix_first = 0, ny = 0, nx = 0;
+  long long pixels(int images) const noexcept { return static_cast<long long>(images) * ny * nx; }
+  long long taps() const noexcept { return static_cast<long long>(tky) * tkx; }
 };
 
-inline conv_backward_scratch plan_conv_backward_scratch(const conv_geometry& g, bool want_dx, int sm_count) {
-  conv_backward_scratch s;
-  const conv_wgrad_plan w = plan_conv_wgrad(g, sm_count);
-  const wgrad_band_plan band = plan_wgrad_band(g, sm_count);
-  const std::size_t blocks = band.ok() ? static_cast<std::size_t>(g.n) * band.bands : static_cast<std::size_t>(w.splits);
-  s.partials = s.plan.add<float>(blocks * g.oc * static_cast<std::size_t>(g.kdim() + 1));
-  s.needs_dz = want_dx && (g.pooled || g.act != activation::none);
-  if (s.needs_dz) s.dz = s.plan.add<float>(static_cast<std::size_t>(g.conv_size()));
-  return s;
+inline dgrad_phase make_dgrad_phase(const conv_geometry& g, int ry, int rx) {
+  const int s = g.stride;
+  dgrad_phase ph;
+  ph.ry = ry, ph.rx = rx;
+  ph.tky = ry < g.kh ? (g.kh - 1 - ry) / s + 1 : 0;
+  ph.tkx = rx < g.kw ? (g.kw - 1 - rx) / s + 1 : 0;
+  ph.iy_first = ((ry - g.pad) % s + s) % s;
+  ph.ix_first = ((rx - g.pad) % s + s) % s;
+  ph.ny = ph.iy_first < g.h ? (g.h - 1 - ph.iy_first) / s + 1 : 0;
+  ph.nx = ph.ix_first < g.w ? (g.w - 1 - ph.ix_first) / s + 1 : 0;
+  return ph;
+}
+
+/// The most stride phases an input gradient may take (an 11x11 stride-4 conv has 16).
+inline constexpr int max_dgrad_phases = 256;
+
+enum class conv_forward_kind { igemm, quad, direct };
+enum class conv_wgrad_kind { igemm, band };
+
+struct conv_dgrad_step {
+  dgrad_phase phase;
+  igemm_config gemm;
+};
+
+/// What a test or benchmark may force; left empty, choose_conv2d_path decides.
+struct conv2d_request {
+  std::optional<conv_forward_kind> forward;
+  std::optional<conv_wgrad_kind> wgrad;
+  igemm_request gemm;
+};
+
+/// The GPU kernels of one conv block for one geometry, with their tiles and scratch.
+struct conv2d_path {
+  path_target target;
+  conv2d_request request;
+  bool want_dx = false;
+  int piece_images = 0;  // images per launch: every tensor of a piece has fewer than 2^31 elements
+
+  conv_forward_kind forward = conv_forward_kind::igemm;
+  conv_tile direct{};
+  quad_plan quad{};
+  igemm_config forward_gemm{};
+  bool pool_pass = false;  // igemm with a pool: the pool is a pass over the conv output
+
+  conv_wgrad_kind wgrad = conv_wgrad_kind::igemm;
+  wgrad_band_plan band{};
+  igemm_config wgrad_gemm{};
+  bool needs_dz = false;  // the conv-output gradient is made first (through the pool, the activation)
+
+  std::vector<conv_dgrad_step> dgrad;  // the phases that meet a tap (empty without dx)
+  bool dgrad_zero_fill = false;        // some input pixels meet no tap: dx is zeroed first
+
+  // Scratch, in bytes from the start of the call's scratch region.
+  std::size_t forward_scratch = 0, conv_out_at = 0, forward_partial_at = 0;
+  std::size_t backward_scratch = 0, wgrad_partial_at = 0, dz_at = 0, dgrad_partial_at = 0;
+
+  long long taps = 0;  // in channels x kh x kw
+
+  std::string why_few_taps() const { return std::to_string(taps) + " taps: too few for the implicit GEMM's k"; }
+
+  /// e.g. "forward: implicit GEMM 64x32768x576: tile 128x128, 3xTF32, then a pool pass |
+  /// dw: implicit GEMM 64x577x32768: tile 64x64, split-K 8, 3xTF32 | dx: implicit GEMM ...".
+  std::string describe() const {
+    if (!target.gpu) return "CPU loops (OpenMP over planes)";
+    std::string s = "forward: ";
+    switch (forward) {
+      case conv_forward_kind::quad: s += "3x3 quad block, pool in registers (" + why_few_taps() + ")"; break;
+      case conv_forward_kind::direct: s += "direct tiled, pool fused"; break;
+      default: s += "implicit GEMM " + forward_gemm.describe() + (pool_pass ? ", then a pool pass" : ""); break;
+    }
+    s += " | dw: ";
+    s += wgrad == conv_wgrad_kind::band ? "band kernel, " + std::to_string(band.bands) + " bands (" + why_few_taps() + ")"
+                                          : "implicit GEMM " + wgrad_gemm.describe();
+    if (want_dx) {
+      s += " | dx: implicit GEMM";
+      if (dgrad.size() > 1) s += ", " + std::to_string(dgrad.size()) + " stride phases, the first";
+      if (!dgrad.empty()) s += " " + dgrad.front().gemm.describe();
+      if (dgrad_zero_fill) s += ", zero fill";
+    }
+    if (piece_images > 0) s += " | " + std::to_string(piece_images) + " images per launch";
+    return s;
+  }
+};
+
+/// The first layers of small CNNs (a handful of input channels) have too few taps for the
+/// implicit GEMM's k to pay: there the article's dedicated kernels win.
+inline constexpr long long few_taps = 32;
+
+/// The GPU path of a conv block with geometry `g` (batch g.n) on `t`: the one selection
+/// function of the conv layer. `want_dx`: the input gradient is needed.
+inline conv2d_path choose_conv2d_path(const conv_geometry& g, const path_target& t, bool want_dx,
+                                      const conv2d_request& r = {}) {
+  conv2d_path p;
+  p.target = t, p.request = r, p.want_dx = want_dx;
+  p.taps = g.kdim();
+  if (!t.gpu) return p;
+  const long long per_image = std::max<long long>(static_cast<long long>(g.ic) * g.h * g.w,
+                                                  static_cast<long long>(g.oc) * g.oh * g.ow);
+  const int piece = static_cast<int>(std::min<long long>(g.n, std::max<long long>(1, 0x7fffffffLL / per_image)));
+  p.piece_images = piece < g.n ? piece : 0;
+  conv_geometry gp = g;
+  gp.n = piece;
+  const long long taps = g.kdim(), pixels = static_cast<long long>(piece) * g.oh * g.ow;
+
+  // Forward.
+  const quad_plan quad = plan_quad_forward(gp);
+  const conv_tile direct = plan_conv_tile(gp);
+  conv_forward_kind fwd = conv_forward_kind::igemm;
+  if (quad.icb > 0 && taps <= few_taps) fwd = conv_forward_kind::quad;
+  if (r.forward) fwd = *r.forward;
+  if (fwd == conv_forward_kind::quad && quad.icb == 0) fwd = conv_forward_kind::igemm;
+  if (fwd == conv_forward_kind::direct && direct.icb == 0) fwd = conv_forward_kind::igemm;
+  p.forward = fwd;
+  p.quad = quad, p.direct = direct;
+  scratch_plan fs;
+  if (fwd == conv_forward_kind::igemm) {
+    p.forward_gemm = choose_igemm(g.oc, pixels, taps, t, r.gemm);
+    p.pool_pass = g.pooled;
+    p.conv_out_at = fs.add<float>(p.pool_pass ? static_cast<std::size_t>(pixels) * g.oc : 0);
+    p.forward_partial_at = fs.add<float>(p.forward_gemm.partial_floats(g.oc, pixels));
+  }
+  p.forward_scratch = fs.bytes;
+
+  // Weight gradient (and bias).
+  const wgrad_band_plan band = plan_wgrad_band(gp, t.sm_count);
+  conv_wgrad_kind wk = band.ok() ? conv_wgrad_kind::band : conv_wgrad_kind::igemm;
+  if (r.wgrad) wk = *r.wgrad;
+  if (wk == conv_wgrad_kind::band && !band.ok()) wk = conv_wgrad_kind::igemm;
+  p.wgrad = wk, p.band = band;
+  scratch_plan bs;
+  if (wk == conv_wgrad_kind::band) {
+    p.wgrad_partial_at = bs.add<float>(band.partial_floats(gp));
+  } else {
+    p.wgrad_gemm = choose_igemm(g.oc, taps + 1, pixels, t, r.gemm);
+    p.wgrad_partial_at = bs.add<float>(p.wgrad_gemm.partial_floats(g.oc, taps + 1));
+  }
+  p.needs_dz = (g.pooled || g.act != activation::none) && (want_dx || wk == conv_wgrad_kind::igemm);
+  p.dz_at = bs.add<float>(p.needs_dz ? static_cast<std::size_t>(pixels) * g.oc : 0);
+
+  // Input gradient, one product per stride phase that meets a tap.
+  std::size_t dgrad_partials = 0;
+  if (want_dx) {
+    const int phases_y = std::min(g.stride, g.kh), phases_x = std::min(g.stride, g.kw);
+    require(static_cast<long long>(phases_y) * phases_x <= max_dgrad_phases, "gpukit::nn::choose_conv2d_path",
+            "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " with stride " + std::to_string(g.stride) +
+                " needs " + std::to_string(static_cast<long long>(phases_y) * phases_x) +
+                " input-gradient phases on the GPU, more than " + std::to_string(max_dgrad_phases));
+    p.dgrad_zero_fill = g.stride > g.kh || g.stride > g.kw;
+    for (int ry = 0; ry < phases_y; ++ry)
+      for (int rx = 0; rx < phases_x; ++rx) {
+        const dgrad_phase ph = make_dgrad_phase(gp, ry, rx);
+        if (ph.pixels(piece) == 0) continue;
+        conv_dgrad_step step{ph, choose_igemm(g.ic, ph.pixels(piece), static_cast<long long>(g.oc) * ph.taps(), t, r.gemm)};
+        dgrad_partials = std::max(dgrad_partials, step.gemm.partial_floats(g.ic, ph.pixels(piece)));
+        p.dgrad.push_back(step);
+      }
+  }
+  p.dgrad_partial_at = bs.add<float>(dgrad_partials);
+  p.backward_scratch = bs.bytes;
+  return p;
+}
+
+template <class T>
+void conv_forward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
+                       const T* b, T* y, std::int32_t* argmax) {
+  conv_forward_cpu(exec, g, x, w, b, y, argmax);
+}
+template <class T>
+void conv_backward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
+                        const T* y, const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
+                        const conv_backward_extras<T>& extra) {
+  conv_backward_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, extra);
 }
 
 #if defined(__CUDACC__)
 // Defined in conv2d.cuh.
-inline void conv_forward_gpu(const cuda_executor& exec, const conv_geometry& g, const float* x, const float* w,
-                             const float* b, float* y, std::int32_t* argmax);
-inline void conv_backward_gpu(const cuda_executor& exec, const conv_geometry& g, const float* x, const float* w,
-                              const float* y, const std::int32_t* argmax, const float* dy, float* dw, float* db,
-                              float* dx, bool accumulate);
+inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g, const conv2d_path& path,
+                              const float* x, const float* w, const float* b, float* y, std::int32_t* argmax);
+inline void conv_backward_impl(const cuda_executor& exec, const conv_geometry& g, const conv2d_path& path,
+                               const float* x, const float* w, const float* y, const std::int32_t* argmax,
+                               const float* dy, float* dw, float* db, float* dx,
+                               const conv_backward_extras<float>& extra);
+#else
+GPUKIT_GPU_ONLY_STUB(conv_forward_impl)
+GPUKIT_GPU_ONLY_STUB(conv_backward_impl)
 #endif
 
-template <class Exec, class T>
-void conv_forward_dispatch(const Exec& exec, const conv_geometry& g, const T* x, const T* w, const T* b, T* y,
-                           std::int32_t* argmax) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    conv_forward_gpu(exec, g, x, w, b, y, argmax);
-#else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-  } else {
-    conv_forward_cpu(exec, g, x, w, b, y, argmax);
-  }
+/// The path a standalone layer call takes on `exec`'s device (the model plans its own).
+inline conv2d_path conv2d_path_for(const cpu_executor&, const conv_geometry& g, bool want_dx) {
+  return choose_conv2d_path(g, path_target::cpu(), want_dx);
 }
-
-template <class Exec, class T>
-void conv_backward_dispatch(const Exec& exec, const conv_geometry& g, const T* x, const T* w, const T* y,
-                            const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx, bool accumulate = true) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    conv_backward_gpu(exec, g, x, w, y, argmax, dy, dw, db, dx, accumulate);
-#else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-  } else {
-    conv_backward_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, accumulate);
-  }
+inline conv2d_path conv2d_path_for(const cuda_executor&, const conv_geometry& g, bool want_dx) {
+  return choose_conv2d_path(g, path_target::current_gpu(), want_dx);
 }
 
 /// The checks every conv entry point shares; returns the geometry.
@@ -453,18 +632,13 @@ template <class Exec, class XV, class WS>
 conv_geometry checked_conv_geometry(const char* where, const conv_block& block, const XV& x, const WS& w) {
   const conv_geometry g = make_conv_geometry(block, x.shape, where);
   require_count(where, "w", w.size(), block.conv.weight_count());
-  if constexpr (is_gpu_executor_v<Exec>) {
-    const conv_tile t = plan_conv_tile(g);
-    require(t.icb > 0, where,
-            "the GPU path cannot tile kernel " + to_string(block.conv.kernel) + " with stride " +
-                std::to_string(block.conv.stride) + " and pool window " +
-                (block.pool ? to_string(block.pool->window) : std::string("1x1")) +
-                " in shared memory (pool windows up to 16x16; run maxpool2d separately beyond)");
-  }
   return g;
 }
 
 }  // namespace detail
+
+using detail::choose_conv2d_path;
+using detail::conv2d_path;
 
 /// y = pool(act(conv(x, w) + b)): see the header comment for the contract.
 template <class Exec, class X, class W, class B, class Y, class A>
@@ -484,7 +658,8 @@ void conv2d_block_forward(const Exec& exec, const conv_block& block, const X& x,
   detail::require_count(where, "b", bs.size(), block.conv.bias_count());
   detail::require_shape(where, "y", yv.shape, g.output_shape());
   if (block.pool) detail::require_shape(where, "argmax", av.shape, g.output_shape());
-  detail::conv_forward_dispatch(exec, g, xv.data, ws.data(), bs.data(), yv.data, block.pool ? av.data : nullptr);
+  const conv2d_path path = detail::conv2d_path_for(exec, g, false);
+  detail::conv_forward_impl(exec, g, path, xv.data, ws.data(), bs.data(), yv.data, block.pool ? av.data : nullptr);
 }
 
 /// The backward pass of conv2d_block_forward: see the header comment for the contract.
@@ -510,9 +685,10 @@ void conv2d_block_backward(const Exec& exec, const conv_block& block, const X& x
   if (block.pool) detail::require_shape(where, "argmax", av.shape, g.output_shape());
   const bool want_dx = !std::is_same_v<std::decay_t<DX>, no_grad_t>;
   if (want_dx) detail::require_shape(where, "dx", dxv.shape, xv.shape);
-  detail::conv_backward_dispatch(exec, g, xv.data, ws.data(), block.act != activation::none ? yv.data : nullptr,
-                                 block.pool ? av.data : nullptr, dyv.data, dws.data(), dbs.data(),
-                                 want_dx ? dxv.data : nullptr);
+  const conv2d_path path = detail::conv2d_path_for(exec, g, want_dx);
+  detail::conv_backward_impl(exec, g, path, xv.data, ws.data(), block.act != activation::none ? yv.data : nullptr,
+                             block.pool ? av.data : nullptr, dyv.data, dws.data(), dbs.data(),
+                             want_dx ? dxv.data : nullptr, detail::conv_backward_extras<T>{});
 }
 
 /// y = conv(x, w) + b.

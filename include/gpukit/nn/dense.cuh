@@ -1,11 +1,13 @@
-// gpukit/nn/dense.cuh — the GPU path of the dense layer (see dense.hpp for the contract).
-// Layers of a small model take the paths of detail/dense_fast.cuh: one block for a small
-// layer, a pipelined split-K forward product, and a backward pass that computes dw and dx
-// from one read of w. Otherwise three products through the tiled GEMM (detail/gemm.cuh),
-// with bias, pre-activation and activation fused into the forward product's epilogue:
-//   y  = act(x·wᵀ + b)   m = batch, n = out, k = in   (split over k at small batches)
-//   dw += dzᵀ·x          m = out,   n = in,  k = batch (accumulating epilogue)
-//   dx = dz·w            m = batch, n = in,  k = out
+// gpukit/nn/dense.cuh — the GPU path of the dense layer (see dense.hpp for the contract and
+// choose_dense_path for which kernel runs when). Small layers take one block
+// (detail/dense_small.cuh); long-input forward products the split-K pipeline and narrow
+// backward passes the kernel that reads w once (detail/dense_fast.cuh); everything else the
+// implicit-GEMM engine (detail/dense_igemm.cuh) with bias, pre-activation and activation
+// in the forward product's epilogue and the activation's slope in the input gradient's:
+//   y  = act(x·wᵀ + b)      m = batch, n = out, k = in
+//   dw (+)= dzᵀ·x, db (+)= Σ dz   m = out, n = in + 1, k = batch (the bias as a column of ones)
+//   dx = dz·w               m = batch, n = in,  k = out
+// Batches whose tensors reach 2^31 elements run in pieces of rows; dw accumulates over them.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -14,8 +16,8 @@
 
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/detail/dense_fast.cuh"
+#include "gpukit/nn/detail/dense_igemm.cuh"
 #include "gpukit/nn/detail/dense_small.cuh"
-#include "gpukit/nn/detail/gemm.cuh"
 #include "gpukit/nn/detail/kernels.cuh"
 
 #include <stdexcept>
@@ -29,83 +31,87 @@ __global__ void activation_gradient_kernel(long long count, activation act, cons
   GPUKIT_NN_GRID_STRIDE(i, count) dz[i] = dy[i] * activation_slope(act, y[i]);
 }
 
-/// db[j] (+)= Σ over rows of dz[row][j].
-template <class = void>
-__global__ void column_sum_kernel(const float* dz, int rows, int cols, float* db, bool accumulate) {
-  GPUKIT_NN_GRID_STRIDE(j, cols) {
-    float s = 0.0f;
-    for (int r = 0; r < rows; ++r) s += dz[static_cast<long long>(r) * cols + j];
-    db[j] = accumulate ? db[j] + s : s;
+/// Calls f(piece geometry, piece path, first row) for each piece of rows the path launches
+/// at once (one piece unless a tensor reaches 2^31 elements).
+template <class F>
+void for_each_row_piece(const dense_geometry& g, const dense_path& path, F f) {
+  if (path.piece_rows == 0) return f(g, path, 0);
+  for (int first = 0; first < g.n; first += path.piece_rows) {
+    dense_geometry gp = g;
+    gp.n = std::min(path.piece_rows, g.n - first);
+    f(gp, gp.n == path.piece_rows ? path : choose_dense_path(gp, path.target, path.context, path.request), first);
   }
 }
 
-inline void dense_forward_gpu(const cuda_executor& exec, const dense_geometry& g, const float* x, const float* w,
-                              const float* b, float* y, activation act, float* pre) {
-  if (dense_is_small(g))
+inline void dense_forward_impl(const cuda_executor& exec, const dense_geometry& g, const dense_path& path,
+                               const float* x, const float* w, const float* b, float* y, activation act, float* pre) {
+  if (path.forward == dense_forward_kind::small)
     return launch(small_dense_forward_kernel<>, one_block(small_forward_threads), exec.stream(), g, x, w, b, y, act, pre);
-  const int sms = current_sm_count();
-  gemm_args p;
-  p.m = g.n, p.n = g.out, p.k = g.in;
-  p.a = x, p.a_m = g.in, p.a_k = 1;
-  p.b = w, p.b_k = 1, p.b_n = g.in;
-  p.c = y, p.c_m = g.out;
-  p.bias = b, p.act = act, p.pre = pre;
-  const splitk_plan fast = plan_splitk(g, sms);
-  const bool use_fast = fast.ok() && aligned16(x) && aligned16(w);
-  const gemm_plan plan = plan_dense_forward(g, sms);
-  scratch_plan layout;
-  const std::size_t partial_at = layout.add<float>(use_fast ? fast.partial_floats : plan.partial_floats);
-  const device_scratch scratch(exec, layout.bytes);
-  if (use_fast) return run_splitk(p, fast, scratch.at<float>(partial_at), exec.stream());
-  run_gemm(p, plan, scratch.at<float>(partial_at), exec.stream());
+  const device_scratch scratch(exec, path.forward_scratch);
+  float* partial = scratch.at<float>(path.forward_partial_at);
+  if (path.forward == dense_forward_kind::splitk) {
+    gemm_args p;
+    p.m = g.n, p.n = g.out, p.k = g.in;
+    p.a = x, p.a_m = g.in, p.b = w, p.b_n = g.in, p.c = y, p.c_m = g.out;
+    p.bias = b, p.act = act, p.pre = pre;
+    return run_splitk(p, path.splitk, partial, exec.stream());
+  }
+  for_each_row_piece(g, path, [&](const dense_geometry& gp, const dense_path& pp, int first) {
+    const long long at = static_cast<long long>(first);
+    dense_forward_map m;
+    m.m = gp.n, m.n = g.out, m.k = g.in;
+    m.a = x + at * g.in, m.a_m = g.in, m.a_k = 1;
+    m.b = w, m.b_k = 1, m.b_n = g.in;
+    m.c = y + at * g.out, m.c_m = g.out;
+    m.bias = b, m.act = act, m.pre = pre != nullptr ? pre + at * g.out : nullptr;
+    run_igemm(m, pp.forward_gemm, partial, exec.stream());
+  });
 }
 
-inline void dense_backward_gpu(const cuda_executor& exec, const dense_geometry& g, const float* x, const float* w,
-                               const float* y, const float* dy, float* dw, float* db, float* dx, activation act,
-                               const dense_backward_extras<float>& extra) {
-  if (dense_backward_fuses(g, x, w, dw, dx, extra.dx_act_y))
+inline void dense_backward_impl(const cuda_executor& exec, const dense_geometry& g, const dense_path& path,
+                                const float* x, const float* w, const float* y, const float* dy, float* dw, float* db,
+                                float* dx, activation act, const dense_backward_extras<float>& extra) {
+  if (extra.adam.m != nullptr && path.backward != dense_backward_kind::fused)
+    throw std::logic_error("gpukit::nn::detail::dense_backward_impl: Adam asked of a path that does not fuse it");
+  if (path.backward == dense_backward_kind::fused)
     return dense_backward_fused(exec, dense_backward_fused_args{g, x, w, y, act, dy, dw, db, dx, extra});
-  if (extra.adam.m != nullptr)
-    throw std::logic_error("gpukit::nn::detail::dense_backward_gpu: Adam asked of a layer without the fused path");
-  if (dense_is_small(g))
+  if (path.backward == dense_backward_kind::small)
     return launch(small_dense_backward_kernel<>, one_block(small_dense_threads), exec.stream(), g, x, w, y, dy, act, dw,
                   db, dx, extra);
-  const int sms = current_sm_count();
-  scratch_plan layout;
-  const std::size_t dz_at = layout.add<float>(act != activation::none ? static_cast<std::size_t>(g.n) * g.out : 0);
-  const device_scratch scratch(exec, layout.bytes);
-  const float* dz = dy;
-  if (act != activation::none) {
-    float* buffer = scratch.at<float>(dz_at);
-    const long long count = static_cast<long long>(g.n) * g.out;
-    launch(activation_gradient_kernel<>, grid_for(static_cast<std::size_t>(count)), exec.stream(), count, act, y, dy,
-           buffer);
-    dz = buffer;
-  }
-  launch(column_sum_kernel<>, grid_for(static_cast<std::size_t>(g.out)), exec.stream(), dz, g.n, g.out, db,
-         extra.accumulate);
-
-  gemm_args pw;  // dw (out x in) += dzᵀ (out x batch) · x (batch x in)
-  pw.m = g.out, pw.n = g.in, pw.k = g.n;
-  pw.a = dz, pw.a_m = 1, pw.a_k = g.out;
-  pw.b = x, pw.b_k = g.in, pw.b_n = 1;
-  pw.c = dw, pw.c_m = g.in;
-  pw.accumulate = extra.accumulate;
-  run_gemm(pw, plan_gemm(pw.m, pw.n, pw.k, false, sms), nullptr, exec.stream());
-
-  if (dx == nullptr) return;
-  gemm_args px;  // dx (batch x in) = dz (batch x out) · w (out x in)
-  px.m = g.n, px.n = g.in, px.k = g.out;
-  px.a = dz, px.a_m = g.out, px.a_k = 1;
-  px.b = w, px.b_k = g.in, px.b_n = 1;
-  px.c = dx, px.c_m = g.in;
-  px.grad_act = extra.dx_act, px.grad_y = extra.dx_act_y;
-  run_gemm(px, plan_gemm(px.m, px.n, px.k, false, sms), nullptr, exec.stream());
+  const device_scratch scratch(exec, path.backward_scratch);
+  for_each_row_piece(g, path, [&](const dense_geometry& gp, const dense_path& pp, int first) {
+    const long long at = static_cast<long long>(first);
+    const float* dz = dy + at * g.out;
+    if (act != activation::none) {
+      float* buffer = scratch.at<float>(pp.dz_at);
+      const long long count = static_cast<long long>(gp.n) * g.out;
+      launch(activation_gradient_kernel<>, grid_for(static_cast<std::size_t>(count)), exec.stream(), count, act,
+             y + at * g.out, dz, buffer);
+      dz = buffer;
+    }
+    dense_wgrad_map mw;  // dw (out x in) (+)= dzᵀ · x, and db as the column of ones
+    mw.m = g.out, mw.n = g.in + 1, mw.k = gp.n;
+    mw.a = dz, mw.a_m = 1, mw.a_k = g.out;
+    mw.b = x + at * g.in, mw.b_k = g.in, mw.b_n = 1;
+    mw.ones_column = g.in;
+    mw.c = dw, mw.c_m = g.in, mw.row_sum = db;
+    mw.accumulate = extra.accumulate || first > 0;
+    run_igemm(mw, pp.dw_gemm, scratch.at<float>(pp.dw_partial_at), exec.stream());
+    if (dx == nullptr) return;
+    dense_dgrad_map mx;  // dx (batch x in) = dz · w, times the producer's activation slope
+    mx.m = gp.n, mx.n = g.in, mx.k = g.out;
+    mx.a = dz, mx.a_m = g.out, mx.a_k = 1;
+    mx.b = w, mx.b_k = g.in, mx.b_n = 1;
+    mx.c = dx + at * g.in, mx.c_m = g.in;
+    mx.grad_act = extra.dx_act;
+    mx.grad_y = extra.dx_act_y != nullptr ? extra.dx_act_y + at * g.in : nullptr;
+    run_igemm(mx, pp.dx_gemm, scratch.at<float>(pp.dx_partial_at), exec.stream());
+  });
 }
 
-/// The last layer of a model with its loss: see dense_head_kernel. a.g must be small
-/// (dense_is_small) and the loss elementwise.
-inline void dense_head_gpu(const cuda_executor& exec, const dense_head_args& a) {
+/// The last layer of a model with its loss: see dense_head_kernel. The layer's path must
+/// be small (dense_path::head_fused) and the loss elementwise.
+inline void dense_head_impl(const cuda_executor& exec, const dense_head_args<float>& a) {
   launch(dense_head_kernel<>, one_block(small_dense_threads), exec.stream(), a);
 }
 

@@ -11,21 +11,32 @@
 // - backward: y is the forward's output (read only when act is not none); dy has y's
 //   shape. Parameter gradients ACCUMULATE (dw += dzᵀ·x, db += Σ dz, with dz = dy · act'(y));
 //   the input gradient dx = dz·w (x's shape) is ASSIGNED, or skipped for nn::no_grad.
-// - No output may overlap an input. cuda_executor: float, queued on its stream, FP32 FMA
-//   kernels (no TF32: results within a few float ulps per term of the CPU's), split over K
-//   when the output alone cannot fill the GPU, summed in a fixed order (dense.cuh says
-//   which kernel takes which shape); cpu_executor: float or double.
+// - No output may overlap an input. cuda_executor: float, queued on its stream, FP32-accurate
+//   products (FP32 FMA, or 3xTF32 on tensor cores: see detail/igemm_plan.hpp), split over K
+//   when the output alone cannot fill the GPU, summed in a fixed order; cpu_executor: float
+//   or double.
+//
+// GPU paths (choose_dense_path picks them; summary() shows the choice per layer): one block
+// for a small layer (n·out <= 4096); the split-K cp.async pipeline for long inputs (in >=
+// 4096, the article's 30752 -> 128); the backward pass that computes dw and dx from one
+// read of w (out <= 128), optionally applying Adam; the implicit-GEMM engine for the rest.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/igemm_plan.hpp"
 #include "gpukit/nn/layers.hpp"
+#include "gpukit/nn/loss.hpp"
 #include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace gpukit::nn {
@@ -131,55 +142,10 @@ void dense_backward_cpu(const cpu_executor& exec, const dense_geometry& g, const
   }
 }
 
-// ---- GPU path: tiles and splits, decided on the host ---------------------------------
+// ---- GPU paths, decided on the host -----------------------------------------------------
 
-/// C (m x n) = A (m x k) · B (k x n) on the GPU: tile tm·16 x tn·16 per 256-thread block;
-/// K cut into `splits` chunks of k_chunk (raw partial sums, then a reduce kernel adds them
-/// and applies the epilogue) when the output tiles alone cannot fill the GPU.
-struct gemm_plan {
-  int tm = 4, tn = 4;
-  int splits = 1, k_chunk = 0;
-  std::size_t partial_floats = 0;
-};
-
-inline constexpr int gemm_bk = 16;
-
-inline gemm_plan plan_gemm(int m, int n, int k, bool allow_split, int sm_count) {
-  const auto tiles = [&](int tm, int tn) {
-    return static_cast<long long>((m + 16 * tm - 1) / (16 * tm)) * ((n + 16 * tn - 1) / (16 * tn));
-  };
-  const long long target = 2LL * sm_count;
-  gemm_plan p;
-  if (m <= 32) {
-    p.tm = 2, p.tn = 4;
-  } else if (tiles(8, 8) >= target) {
-    p.tm = 8, p.tn = 8;
-  } else {
-    p.tm = 4, p.tn = 4;
-  }
-  // Split K until there are about four blocks per SM: the split product reads each weight
-  // once, so more blocks in flight is what hides the memory latency.
-  const long long t = tiles(p.tm, p.tn);
-  long long splits = 1;
-  if (allow_split && t < target && k >= 1024)
-    splits = std::max(1LL, std::min((2 * target + t - 1) / t, static_cast<long long>(k) / (4 * gemm_bk)));
-  const long long chunk = (k + splits - 1) / splits;
-  p.k_chunk = static_cast<int>(std::max<long long>(gemm_bk, (chunk + gemm_bk - 1) / gemm_bk * gemm_bk));
-  p.splits = static_cast<int>((k + p.k_chunk - 1) / p.k_chunk);
-  if (p.splits < 1) p.splits = 1;
-  p.partial_floats = p.splits > 1 ? static_cast<std::size_t>(p.splits) * m * n : 0;
-  return p;
-}
-
-inline gemm_plan plan_dense_forward(const dense_geometry& g, int sm_count) {
-  return plan_gemm(g.n, g.out, g.in, true, sm_count);
-}
-
-// The faster paths of detail/dense_fast.cuh, planned here because a model sizes its scratch
-// from them.
-
-/// The split-K forward product: x·wᵀ with `in` a multiple of 4 and at least 512 (and x, w
-/// 16-byte aligned, checked at the call), 8·tm rows and 128 output features per block.
+/// The split-K forward product (detail/dense_fast.cuh): x·wᵀ with `in` a multiple of 4 and
+/// at least 512 (x and w 16-byte aligned), 8·tm rows and 128 output features per block.
 inline constexpr int splitk_bn = 128, splitk_bk = 32, splitk_stages = 4;
 struct splitk_plan {
   int tm = 0, splits = 1, k_chunk = 0;
@@ -211,69 +177,223 @@ inline bool dense_is_small(const dense_geometry& g) {
   return outputs <= small_dense_rows && outputs * g.in <= (1LL << 20);
 }
 
-/// Whether the fused backward kernel takes g (x, w, dw, dx and dx_act_y must also be
-/// 16-byte aligned: checked at the call).
+/// Whether the fused backward kernel (dw and dx from one read of w) takes g.
 inline constexpr int fused_tile = 128;  // input features per block, and the most output features
-inline bool dense_backward_fuses(const dense_geometry& g, const void* x, const void* w, const void* dw, const void* dx,
-                                 const void* dx_act_y) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  return g.out <= fused_tile && g.in % 4 == 0 && g.in >= 512 && !dense_is_small(g) && aligned(x) && aligned(w) &&
-         aligned(dw) && aligned(dx) && aligned(dx_act_y);
+inline bool dense_backward_fusable(const dense_geometry& g) {
+  return g.out <= fused_tile && g.in % 4 == 0 && g.in >= 512 && !dense_is_small(g);
 }
 
-inline std::size_t dense_forward_scratch_bytes(const dense_geometry& g, int sm_count) {
-  scratch_plan s;
-  s.add<float>(std::max(plan_dense_forward(g, sm_count).partial_floats, plan_splitk(g, sm_count).partial_floats));
-  return s.bytes;
+/// What the caller knows about a dense layer's call beyond its shape.
+struct dense_context {
+  bool aligned16 = true;        // x, w, dw, dx (and the dx activation's input) are 16-byte aligned
+  bool adam_available = false;  // a GPU training step with Adam: the backward kernel may apply it
+  bool loss_head = false;       // the model's last layer before an elementwise loss
+  bool want_dx = true;
+  activation act = activation::none;  // the activation the backward pass differentiates
+};
+
+enum class dense_forward_kind { small, splitk, igemm };
+enum class dense_backward_kind { small, fused, igemm };
+
+/// What a test or benchmark may force; left empty, choose_dense_path decides.
+struct dense_request {
+  std::optional<dense_forward_kind> forward;
+  std::optional<dense_backward_kind> backward;
+  igemm_request gemm;
+};
+
+/// The GPU kernels of one dense layer for one geometry, with their tiles and scratch.
+struct dense_path {
+  path_target target;
+  dense_context context;
+  dense_request request;
+  int piece_rows = 0;  // rows per launch when a tensor reaches 2^31 elements (0: one launch)
+
+  dense_forward_kind forward = dense_forward_kind::igemm;
+  splitk_plan splitk{};
+  igemm_config forward_gemm{};
+  dense_backward_kind backward = dense_backward_kind::igemm;
+  igemm_config dw_gemm{}, dx_gemm{};
+  bool head_fused = false;  // the loss, its gradient and this layer's backward pass are one launch
+  bool adam_fused = false;  // the backward kernel applies Adam to the weights it has the gradient of
+
+  std::size_t forward_scratch = 0, forward_partial_at = 0;
+  std::size_t backward_scratch = 0, dz_at = 0, dw_partial_at = 0, dx_partial_at = 0;
+
+  std::string describe() const {
+    if (!target.gpu) return "CPU loops (OpenMP over blocks of columns)";
+    std::string s = "forward: ";
+    switch (forward) {
+      case dense_forward_kind::small: s += "one block (a small layer)"; break;
+      case dense_forward_kind::splitk:
+        s += "split-K pipeline, " + std::to_string(splitk.splits) + " splits (a long input: w streamed once)";
+        break;
+      default: s += "implicit GEMM " + forward_gemm.describe(); break;
+    }
+    if (head_fused) return s + " | loss and backward: in one block with the forward";
+    s += " | backward: ";
+    switch (backward) {
+      case dense_backward_kind::small: s += "one block"; break;
+      case dense_backward_kind::fused: s += "dw and dx from one read of w (at most 128 outputs)"; break;
+      default:
+        s += "implicit GEMM dw " + dw_gemm.describe();
+        if (context.want_dx) s += "; dx " + dx_gemm.describe();
+        break;
+    }
+    if (piece_rows > 0) s += " | " + std::to_string(piece_rows) + " rows per launch";
+    return s;
+  }
+};
+
+/// The long-k layers of small models (the article's 30752 -> 128) stream w once through
+/// the split-K pipeline; the implicit GEMM takes the rest.
+inline constexpr int splitk_min_in = 4096;
+
+/// The GPU path of a dense layer with geometry `g` (batch g.n) on `t`: the one selection
+/// function of the dense layer.
+inline dense_path choose_dense_path(const dense_geometry& g, const path_target& t, const dense_context& c = {},
+                                    const dense_request& r = {}) {
+  dense_path p;
+  p.target = t, p.context = c, p.request = r;
+  if (!t.gpu) return p;
+  require(static_cast<long long>(g.in) * g.out <= 0x7fffffffLL, "gpukit::nn::choose_dense_path",
+          "the weight matrix " + std::to_string(g.out) + " x " + std::to_string(g.in) +
+              " has 2^31 elements or more, beyond the GPU kernels' 32-bit indexing");
+  const long long widest = std::max(g.in, g.out) + 1LL;
+  const int rows = static_cast<int>(std::min<long long>(g.n, std::max<long long>(1, 0x7fffffffLL / widest)));
+  p.piece_rows = rows < g.n ? rows : 0;
+  dense_geometry gp = g;
+  gp.n = rows;
+  const bool small = dense_is_small(gp) && p.piece_rows == 0;
+  const splitk_plan sk = plan_splitk(gp, t.sm_count);
+
+  dense_forward_kind fwd = dense_forward_kind::igemm;
+  if (small) {
+    fwd = dense_forward_kind::small;
+  } else if (sk.ok() && c.aligned16 && g.in >= splitk_min_in && p.piece_rows == 0) {
+    fwd = dense_forward_kind::splitk;
+  }
+  if (r.forward) fwd = *r.forward;
+  if (fwd == dense_forward_kind::small && !small) fwd = dense_forward_kind::igemm;
+  if (fwd == dense_forward_kind::splitk && !(sk.ok() && c.aligned16 && p.piece_rows == 0))
+    fwd = dense_forward_kind::igemm;
+  p.forward = fwd;
+  p.splitk = sk;
+  scratch_plan fs;
+  if (fwd == dense_forward_kind::splitk) {
+    p.forward_partial_at = fs.add<float>(sk.partial_floats);
+  } else if (fwd == dense_forward_kind::igemm) {
+    p.forward_gemm = choose_igemm(rows, g.out, g.in, t, r.gemm);
+    p.forward_partial_at = fs.add<float>(p.forward_gemm.partial_floats(rows, g.out));
+  }
+  p.forward_scratch = fs.bytes;
+
+  dense_backward_kind bwd = dense_backward_kind::igemm;
+  if (small) {
+    bwd = dense_backward_kind::small;
+  } else if (dense_backward_fusable(gp) && c.aligned16 && p.piece_rows == 0) {
+    bwd = dense_backward_kind::fused;
+  }
+  if (r.backward) bwd = *r.backward;
+  if (bwd == dense_backward_kind::small && !small) bwd = dense_backward_kind::igemm;
+  if (bwd == dense_backward_kind::fused && !(dense_backward_fusable(gp) && c.aligned16 && p.piece_rows == 0))
+    bwd = dense_backward_kind::igemm;
+  p.backward = bwd;
+  p.head_fused = c.loss_head && bwd == dense_backward_kind::small && fwd == dense_forward_kind::small;
+  p.adam_fused = c.adam_available && bwd == dense_backward_kind::fused;
+  scratch_plan bs;
+  if (bwd == dense_backward_kind::igemm) {
+    p.dz_at = bs.add<float>(c.act != activation::none ? static_cast<std::size_t>(rows) * g.out : 0);
+    p.dw_gemm = choose_igemm(g.out, g.in + 1LL, rows, t, r.gemm);
+    p.dw_partial_at = bs.add<float>(p.dw_gemm.partial_floats(g.out, g.in + 1LL));
+    if (c.want_dx) {
+      p.dx_gemm = choose_igemm(rows, g.in, g.out, t, r.gemm);
+      p.dx_partial_at = bs.add<float>(p.dx_gemm.partial_floats(rows, g.in));
+    }
+  }
+  p.backward_scratch = bs.bytes;
+  return p;
 }
-inline std::size_t dense_backward_scratch_bytes(const dense_geometry& g, activation act) {
-  scratch_plan s;
-  if (act != activation::none) s.add<float>(static_cast<std::size_t>(g.n) * g.out);
-  return s.bytes;
+
+/// The last layer of a model with its loss, as one call (dense_path::head_fused on the GPU:
+/// one block): the forward product (unless `forward` is false: it ran already), the loss
+/// (the mean over the n·out elements) into *loss_out and its gradient (through the
+/// activation unless the loss takes the logits), then the layer's backward pass.
+template <class T>
+struct dense_head_args {
+  dense_geometry g;
+  const T* x;
+  const T* w;
+  const T* b;
+  bool forward;    // compute y (and logits) first
+  activation act;  // the layer's activation
+  T* y;
+  T* logits;  // the loss takes these (binary cross-entropy on logits) when not null
+  loss_kind kind;
+  const T* target;
+  T* loss_out;
+  T* dw;
+  T* db;
+  T* dx;
+  dense_backward_extras<T> e;
+};
+
+template <class T>
+void dense_head_impl(const cpu_executor& exec, const dense_head_args<T>& a) {
+  if (a.forward) dense_forward_cpu(exec, a.g, a.x, a.w, a.b, a.y, a.act, a.logits);
+  const long long count = static_cast<long long>(a.g.n) * a.g.out;
+  const T* pred = a.logits != nullptr ? a.logits : a.y;
+  std::vector<T> dz(static_cast<std::size_t>(count));
+  double total = 0.0;
+  for (long long i = 0; i < count; ++i) {
+    T value, slope;
+    elementwise_loss(a.kind, pred[i], a.target[i], value, slope);
+    total += static_cast<double>(value);
+    const T grad = slope / static_cast<T>(count);
+    dz[static_cast<std::size_t>(i)] = a.logits != nullptr ? grad : grad * activation_slope(a.act, a.y[i]);
+  }
+  *a.loss_out = static_cast<T>(total / static_cast<double>(count));
+  dense_backward_cpu(exec, a.g, a.x, a.w, static_cast<const T*>(nullptr), dz.data(), a.dw, a.db, a.dx, activation::none,
+                     a.e);
+}
+
+template <class T>
+void dense_forward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
+                        const T* b, T* y, activation act, T* pre) {
+  dense_forward_cpu(exec, g, x, w, b, y, act, pre);
+}
+template <class T>
+void dense_backward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
+                         const T* y, const T* dy, T* dw, T* db, T* dx, activation act,
+                         const dense_backward_extras<T>& extra) {
+  dense_backward_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
 }
 
 #if defined(__CUDACC__)
 // Defined in dense.cuh.
-inline void dense_forward_gpu(const cuda_executor& exec, const dense_geometry& g, const float* x, const float* w,
-                              const float* b, float* y, activation act, float* pre);
-inline void dense_backward_gpu(const cuda_executor& exec, const dense_geometry& g, const float* x, const float* w,
-                               const float* y, const float* dy, float* dw, float* db, float* dx, activation act,
-                               const dense_backward_extras<float>& extra);
+inline void dense_forward_impl(const cuda_executor& exec, const dense_geometry& g, const dense_path& path,
+                               const float* x, const float* w, const float* b, float* y, activation act, float* pre);
+inline void dense_backward_impl(const cuda_executor& exec, const dense_geometry& g, const dense_path& path,
+                                const float* x, const float* w, const float* y, const float* dy, float* dw, float* db,
+                                float* dx, activation act, const dense_backward_extras<float>& extra);
+inline void dense_head_impl(const cuda_executor& exec, const dense_head_args<float>& a);
+#else
+GPUKIT_GPU_ONLY_STUB(dense_forward_impl)
+GPUKIT_GPU_ONLY_STUB(dense_backward_impl)
+GPUKIT_GPU_ONLY_STUB(dense_head_impl)
 #endif
 
-template <class Exec, class T>
-void dense_forward_dispatch(const Exec& exec, const dense_geometry& g, const T* x, const T* w, const T* b, T* y,
-                            activation act, T* pre) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    dense_forward_gpu(exec, g, x, w, b, y, act, pre);
-#else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-  } else {
-    dense_forward_cpu(exec, g, x, w, b, y, act, pre);
-  }
+/// The path a standalone layer call takes on `exec`'s device (the model plans its own).
+inline dense_path dense_path_for(const cpu_executor&, const dense_geometry& g, const dense_context& c) {
+  return choose_dense_path(g, path_target::cpu(), c);
 }
-
-template <class Exec, class T>
-void dense_backward_dispatch(const Exec& exec, const dense_geometry& g, const T* x, const T* w, const T* y, const T* dy,
-                             T* dw, T* db, T* dx, activation act, const dense_backward_extras<T>& extra = {}) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    dense_backward_gpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
-#else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-  } else {
-    dense_backward_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
-  }
+inline dense_path dense_path_for(const cuda_executor&, const dense_geometry& g, const dense_context& c) {
+  return choose_dense_path(g, path_target::current_gpu(), c);
 }
 
 template <class Exec, class X, class W, class B, class Y, class P>
-void dense_forward_impl(const Exec& exec, const dense& layer, const X& x, const W& w, const B& b, Y&& y,
-                        activation act, P&& pre) {
+void dense_forward_front(const Exec& exec, const dense& layer, const X& x, const W& w, const B& b, Y&& y,
+                         activation act, P&& pre) {
   constexpr const char* where = "gpukit::nn::dense_forward";
   const auto xv = input_view<Exec>(x);
   using T = std::remove_const_t<std::remove_pointer_t<decltype(xv.data)>>;
@@ -289,23 +409,30 @@ void dense_forward_impl(const Exec& exec, const dense& layer, const X& x, const 
   require_shape(where, "y", yv.shape, layer.output_shape(xv.shape, where));
   const bool want_pre = !std::is_same_v<std::decay_t<P>, no_grad_t>;
   if (want_pre) require_shape(where, "pre", pv.shape, yv.shape);
-  dense_forward_dispatch(exec, g, xv.data, ws.data(), bs.data(), yv.data, act, want_pre ? pv.data : nullptr);
+  dense_context c;
+  c.aligned16 = aligned16(xv.data) && aligned16(ws.data());
+  c.act = act;
+  const dense_path path = dense_path_for(exec, g, c);
+  dense_forward_impl(exec, g, path, xv.data, ws.data(), bs.data(), yv.data, act, want_pre ? pv.data : nullptr);
 }
 
 }  // namespace detail
+
+using detail::choose_dense_path;
+using detail::dense_path;
 
 /// y = act(x·wᵀ + b); see the header comment for the contract.
 template <class Exec, class X, class W, class B, class Y>
 void dense_forward(const Exec& exec, const dense& layer, const X& x, const W& w, const B& b, Y&& y,
                    activation act = activation::none) {
-  detail::dense_forward_impl(exec, layer, x, w, b, y, act, no_grad);
+  detail::dense_forward_front(exec, layer, x, w, b, y, act, no_grad);
 }
 
 /// As above, and pre = x·wᵀ + b (the values before the activation).
 template <class Exec, class X, class W, class B, class Y, class P>
 void dense_forward(const Exec& exec, const dense& layer, const X& x, const W& w, const B& b, Y&& y, activation act,
                    P&& pre) {
-  detail::dense_forward_impl(exec, layer, x, w, b, y, act, pre);
+  detail::dense_forward_front(exec, layer, x, w, b, y, act, pre);
 }
 
 /// dw += dzᵀ·x, db += Σ dz, dx = dz·w (or nn::no_grad), dz = dy · act'(y).
@@ -331,8 +458,15 @@ void dense_backward(const Exec& exec, const dense& layer, const X& x, const W& w
   if (act != activation::none) detail::require_shape(where, "y", yv.shape, out);
   const bool want_dx = !std::is_same_v<std::decay_t<DX>, no_grad_t>;
   if (want_dx) detail::require_shape(where, "dx", dxv.shape, xv.shape);
-  detail::dense_backward_dispatch(exec, g, xv.data, ws.data(), act != activation::none ? yv.data : nullptr, dyv.data,
-                                  dws.data(), dbs.data(), want_dx ? dxv.data : nullptr, act);
+  detail::dense_context c;
+  c.aligned16 = detail::aligned16(xv.data) && detail::aligned16(ws.data()) && detail::aligned16(dws.data()) &&
+                (!want_dx || detail::aligned16(dxv.data));
+  c.want_dx = want_dx;
+  c.act = act;
+  const detail::dense_path path = detail::dense_path_for(exec, g, c);
+  detail::dense_backward_impl(exec, g, path, xv.data, ws.data(), act != activation::none ? yv.data : nullptr, dyv.data,
+                              dws.data(), dbs.data(), want_dx ? dxv.data : nullptr, act,
+                              detail::dense_backward_extras<T>{});
 }
 
 }  // namespace gpukit::nn

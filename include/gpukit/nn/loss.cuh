@@ -80,20 +80,47 @@ __global__ void __launch_bounds__(loss_threads) loss_kernel(loss_kind kind, long
   if (tid == 0) *loss_out = static_cast<float>(total / terms);
 }
 
-inline void validate_gpu(const cuda_executor& exec, value_check check, const float* input, long long n_input,
-                         loss_kind kind, const float* target, long long n_target, step_record* record) {
+inline void validate_impl(const cuda_executor& exec, value_check check, const float* input, long long n_input,
+                          loss_kind kind, const float* target, long long n_target, step_record* record) {
   GPUKIT_CUDA_TRY(cudaMemsetAsync(record, 0xff, offsetof(step_record, loss), exec.stream()));
   const long long n = n_input > n_target ? n_input : n_target;
   launch(validate_kernel<>, grid_for(static_cast<std::size_t>(n)), exec.stream(), check, input, n_input, kind, target,
          n_target, record);
 }
 
-inline void loss_gpu(const cuda_executor& exec, loss_kind kind, long long rows, long long cols, const float* pred,
-                     const float* target, float* grad, float* loss_out) {
+inline void step_loss_impl(const cuda_executor& exec, loss_kind kind, long long rows, long long cols, const float* pred,
+                           const float* target, float* grad, float* loss_out) {
   launch_config cfg;
   cfg.grid = dim3(1);
   cfg.block = dim3(loss_threads);
   launch(loss_kernel<>, cfg, exec.stream(), kind, rows, cols, pred, target, grad, loss_out);
+}
+
+inline step_record read_record_impl(const cuda_executor& exec, const step_record* record, step_record* staging) {
+  GPUKIT_CUDA_TRY(cudaMemcpyAsync(staging, record, sizeof(step_record), cudaMemcpyDeviceToHost, exec.stream()));
+  exec.synchronize();
+  return *staging;
+}
+
+inline checked_loss<float> checked_loss_impl(const cuda_executor& exec, value_check check, loss_kind k, long long rows,
+                                             long long cols, const float* pred, const float* target, float* grad) {
+  const long long count = rows * cols;
+  device_buffer<step_record> record(1, exec.stream(), zero_init);
+  validate_impl(exec, check, pred, count, k, target, count, record.data());
+  step_record host;
+  const auto read = [&] {
+    GPUKIT_CUDA_TRY(cudaMemcpyAsync(&host, record.data(), sizeof host, cudaMemcpyDeviceToHost, exec.stream()));
+    exec.synchronize();
+  };
+  read();
+  checked_loss<float> r;
+  r.bad_input = host.bad_input, r.bad_target = host.bad_target;
+  r.bad_input_value = host.bad_input_value, r.bad_target_value = host.bad_target_value;
+  if (r.bad_input != no_bad_index || r.bad_target != no_bad_index) return r;
+  step_loss_impl(exec, k, rows, cols, pred, target, grad, &record.data()->loss);
+  read();
+  r.loss = host.loss;
+  return r;
 }
 
 }  // namespace gpukit::nn::detail

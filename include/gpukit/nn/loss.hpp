@@ -21,10 +21,12 @@
 // forms synchronise the executor's stream (the value and the check reach the host).
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <cmath>
@@ -186,24 +188,76 @@ unsigned long long first_bad_target(loss_kind k, const T* t, long long n) {
   return no_bad_index;
 }
 
-#if defined(__CUDACC__)
-// Defined in loss.cuh. validate_gpu resets the record's indices and records the first bad
-// ones (input may be null); loss_gpu writes the mean loss into *loss_out and the gradient
-// into grad (if not null).
-inline void validate_gpu(const cuda_executor& exec, value_check check, const float* input, long long n_input,
-                         loss_kind kind, const float* target, long long n_target, step_record* record);
-inline void loss_gpu(const cuda_executor& exec, loss_kind kind, long long rows, long long cols, const float* pred,
-                     const float* target, float* grad, float* loss_out);
-#endif
-
-template <class Exec>
-constexpr void require_nvcc() {
-#if !defined(__CUDACC__)
-  static_assert(!is_gpu_executor_v<Exec>,
-                "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
+/// Resets `record` and writes the first bad index of `input` (may be null: n_input 0) and of
+/// `target` into it, with the values found there (no_bad_index: none). GPU: queued; the
+/// record lives in device memory.
+template <class T>
+void validate_impl(const cpu_executor&, value_check check, const T* input, long long n_input, loss_kind kind,
+                   const T* target, long long n_target, step_record* record) {
+  const float loss = record->loss;
+  *record = step_record{};
+  record->loss = loss;
+  record->bad_input = first_bad_input(check, input, n_input);
+  record->bad_target = first_bad_target(kind, target, n_target);
+  if (record->bad_input != no_bad_index) record->bad_input_value = static_cast<float>(input[record->bad_input]);
+  if (record->bad_target != no_bad_index) record->bad_target_value = static_cast<float>(target[record->bad_target]);
 }
 
+/// The mean loss of pred against target into *loss_out and, when grad is not null, its
+/// gradient (rows samples of cols values). GPU: queued, one block.
+template <class T>
+void step_loss_impl(const cpu_executor&, loss_kind kind, long long rows, long long cols, const T* pred, const T* target,
+                    T* grad, T* loss_out) {
+  *loss_out = loss_cpu(kind, rows, cols, pred, target, grad);
+}
+
+/// The record as the host sees it (GPU: copied through `staging`, pinned host memory, after
+/// waiting for the stream).
+inline step_record read_record_impl(const cpu_executor&, const step_record* record, step_record*) { return *record; }
+
+#if defined(__CUDACC__)
+// Defined in loss.cuh.
+inline step_record read_record_impl(const cuda_executor& exec, const step_record* record, step_record* staging);
+inline void validate_impl(const cuda_executor& exec, value_check check, const float* input, long long n_input,
+                          loss_kind kind, const float* target, long long n_target, step_record* record);
+inline void step_loss_impl(const cuda_executor& exec, loss_kind kind, long long rows, long long cols, const float* pred,
+                           const float* target, float* grad, float* loss_out);
+#else
+GPUKIT_GPU_ONLY_STUB(read_record_impl)
+GPUKIT_GPU_ONLY_STUB(validate_impl)
+GPUKIT_GPU_ONLY_STUB(step_loss_impl)
+#endif
+
+
+/// What checked_loss_impl found: the first bad index of the prediction and of the target
+/// (no_bad_index: none) with the values there, and the loss when both are clean.
+template <class T>
+struct checked_loss {
+  unsigned long long bad_input = no_bad_index, bad_target = no_bad_index;
+  double bad_input_value = 0.0, bad_target_value = 0.0;
+  T loss = T(0);
+};
+
+/// The checks, then (when they pass) the loss and its gradient. GPU: waits for the stream.
+template <class T>
+checked_loss<T> checked_loss_impl(const cpu_executor&, value_check check, loss_kind k, long long rows, long long cols,
+                                  const T* pred, const T* target, T* grad) {
+  checked_loss<T> r;
+  const long long count = rows * cols;
+  r.bad_input = first_bad_input(check, pred, count);
+  r.bad_target = first_bad_target(k, target, count);
+  if (r.bad_input != no_bad_index) r.bad_input_value = static_cast<double>(pred[r.bad_input]);
+  if (r.bad_target != no_bad_index) r.bad_target_value = static_cast<double>(target[r.bad_target]);
+  if (r.bad_input == no_bad_index && r.bad_target == no_bad_index) r.loss = loss_cpu(k, rows, cols, pred, target, grad);
+  return r;
+}
+#if defined(__CUDACC__)
+// Defined in loss.cuh.
+inline checked_loss<float> checked_loss_impl(const cuda_executor& exec, value_check check, loss_kind k, long long rows,
+                                             long long cols, const float* pred, const float* target, float* grad);
+#else
+GPUKIT_GPU_ONLY_STUB(checked_loss_impl)
+#endif
 
 /// "argument 'y' (shape (4, 1, 1, 1)) holds 2 at index 3: <rule>".
 inline std::string bad_value_message(const char* arg, const shape4& shape, unsigned long long index, double value,
@@ -226,51 +280,55 @@ auto loss_impl(const Exec& exec, const loss& l, const P& prediction, const Y& ta
   const loss_kind k = kind_of(l);
   const value_check check = k == loss_kind::bce ? value_check::probability : value_check::finite;
   const long long rows = static_cast<long long>(pv.shape.n), cols = static_cast<long long>(pv.shape.features());
-  const long long count = static_cast<long long>(pv.size());
   const std::string pred_rule = check == value_check::probability
                                     ? std::string(loss_name(l)) + " takes probabilities in [0, 1]"
                                     : std::string("predictions must be finite");
-  unsigned long long bad_p = no_bad_index, bad_t = no_bad_index;
-  double bad_p_value = 0.0, bad_t_value = 0.0;
-  T value = T(0);
-  if constexpr (is_gpu_executor_v<Exec>) {
-    require_nvcc<Exec>();
-#if defined(__CUDACC__)
-    device_buffer<step_record> record(1, exec.stream(), zero_init);
-    validate_gpu(exec, check, pv.data, count, k, tv.data, count, record.data());
-    step_record host;
-    GPUKIT_CUDA_TRY(cudaMemcpyAsync(&host, record.data(), sizeof host, cudaMemcpyDeviceToHost, exec.stream()));
-    exec.synchronize();
-    bad_p = host.bad_input, bad_t = host.bad_target;
-    bad_p_value = host.bad_input_value, bad_t_value = host.bad_target_value;
-    if (bad_p == no_bad_index && bad_t == no_bad_index) {
-      loss_gpu(exec, k, rows, cols, pv.data, tv.data, want_grad ? gv.data : nullptr, &record.data()->loss);
-      GPUKIT_CUDA_TRY(cudaMemcpyAsync(&host, record.data(), sizeof host, cudaMemcpyDeviceToHost, exec.stream()));
-      exec.synchronize();
-      value = host.loss;
-    }
-#endif
-  } else {
-    (void)exec;
-    bad_p = first_bad_input(check, pv.data, count);
-    bad_t = first_bad_target(k, tv.data, count);
-    if (bad_p != no_bad_index) bad_p_value = pv.data[bad_p];
-    if (bad_t != no_bad_index) bad_t_value = tv.data[bad_t];
-    if (bad_p == no_bad_index && bad_t == no_bad_index)
-      value = loss_cpu(k, rows, cols, pv.data, tv.data, want_grad ? gv.data : nullptr);
-  }
-  if (bad_p != no_bad_index)
+  const auto r = checked_loss_impl(exec, check, k, rows, cols, pv.data, tv.data, want_grad ? gv.data : nullptr);
+  if (r.bad_input != no_bad_index)
     require(false, where,
-            bad_value_message("prediction", pv.shape, bad_p, bad_p_value, pred_rule) +
+            bad_value_message("prediction", pv.shape, r.bad_input, r.bad_input_value, pred_rule) +
                 "; nothing was written");
-  if (bad_t != no_bad_index)
+  if (r.bad_target != no_bad_index)
     require(false, where,
-            bad_value_message("target", tv.shape, bad_t, bad_t_value, target_rule(k)) +
+            bad_value_message("target", tv.shape, r.bad_target, r.bad_target_value, target_rule(k)) +
                 "; nothing was written");
+  const T value = r.loss;
   return value;
 }
 
 }  // namespace detail
+
+/// How a model's loss runs: one block over the batch (a batch's loss is a few thousand
+/// terms at most, and one block sums them in a fixed order), or on the GPU inside the
+/// last dense layer's launch (forward, loss, gradient and that layer's backward pass in
+/// one block) when that layer is small and the loss elementwise. CPU: a loop.
+enum class loss_kernel { one_block, fused_with_last_dense };
+
+struct loss_path {
+  bool on_gpu = false;
+  loss_kernel kernel = loss_kernel::one_block;
+  bool on_logits = false;  // binary cross-entropy after a sigmoid, evaluated from the logits
+  std::string describe() const {
+    std::string s = !on_gpu ? "CPU loop" : kernel == loss_kernel::fused_with_last_dense
+                                               ? "fused with the last dense layer (one block)"
+                                               : "one block";
+    return on_logits ? s + ", on the logits" : s;
+  }
+};
+
+/// The loss path (the one selection function of the losses). `last_dense_fuses`: the model
+/// ends in a dense layer whose own path can take the loss (dense_path::head_fused).
+inline loss_path choose_loss_path(const loss& l, const path_target& t, bool on_logits, bool last_dense_fuses) {
+  loss_path p;
+  p.on_gpu = t.gpu;
+  p.on_logits = on_logits;
+  if (t.gpu && last_dense_fuses && detail::kind_of(l) != detail::loss_kind::softmax_ce)
+    p.kernel = loss_kernel::fused_with_last_dense;
+  return p;
+}
+
+/// Whether the loss is a sum of one term per element (the fused head takes those).
+inline bool loss_is_elementwise(const loss& l) noexcept { return detail::kind_of(l) != detail::loss_kind::softmax_ce; }
 
 /// The loss of `prediction` against `target` (their mean over terms), with grad = ∂l/∂prediction.
 template <class Exec, class P, class Y, class G>

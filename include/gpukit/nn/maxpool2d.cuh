@@ -20,17 +20,9 @@ __global__ void pool_forward_kernel(const pool_geometry g, const float* x, float
   GPUKIT_NN_GRID_STRIDE(i, g.output_size()) {
     const long long p = i / out_plane, q = i - p * out_plane;
     const int py = static_cast<int>(q / g.pw), px = static_cast<int>(q - static_cast<long long>(py) * g.pw);
-    const float* xp = x + p * in_plane;
-    const int y0 = py * g.sh, x0 = px * g.sw;
-    float best = xp[static_cast<long long>(y0) * g.w + x0];
-    int by = y0, bx = x0;
-    for (int wy = 0; wy < g.kh; ++wy)
-      for (int wx = 0; wx < g.kw; ++wx) {
-        const float v = xp[static_cast<long long>(y0 + wy) * g.w + x0 + wx];
-        if (v > best) best = v, by = y0 + wy, bx = x0 + wx;
-      }
-    y[i] = best;
-    argmax[i] = static_cast<std::int32_t>((static_cast<std::uint32_t>(by) << 16) | static_cast<std::uint32_t>(bx));
+    int by, bx;
+    y[i] = window_max(x + p * in_plane, g.w, py * g.sh, px * g.sw, g.kh, g.kw, by, bx);
+    argmax[i] = pack_position(by, bx);
   }
 }
 
@@ -50,12 +42,12 @@ __global__ void pool_backward_kernel(const pool_geometry g, const float* dy, con
   }
 }
 
-inline void pool_forward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
+inline void pool_forward_impl(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
                              std::int32_t* argmax) {
   launch(pool_forward_kernel<>, grid_for(static_cast<std::size_t>(g.output_size())), exec.stream(), g, x, y, argmax);
 }
 
-inline void pool_backward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* dy,
+inline void pool_backward_impl(const cuda_executor& exec, const pool_geometry& g, const float* dy,
                               const std::int32_t* argmax, float* dx) {
   if (g.input_size() == 0) return;
   GPUKIT_CUDA_TRY(cudaMemsetAsync(dx, 0, static_cast<std::size_t>(g.input_size()) * sizeof(float), exec.stream()));

@@ -14,13 +14,16 @@
 // - cuda_executor: float, queued on its stream; cpu_executor: float or double, OpenMP.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
 namespace gpukit::nn {
 namespace detail {
@@ -53,6 +56,27 @@ inline pool_geometry make_pool_geometry(const maxpool2d& pool, const shape4& in,
   return g;
 }
 
+/// The maximum of the kh x kw window with corner (y0, x0) of a plane whose rows are `pitch`
+/// elements apart, and where it lies: the first maximum in row-major order (strict '>'),
+/// the rule every pooling path shares so that the CPU and the GPU pick the same element.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_max(const T* plane, long long pitch, int y0, int x0, int kh, int kw,
+                                                   int& by, int& bx) {
+  T best = plane[static_cast<long long>(y0) * pitch + x0];
+  by = y0, bx = x0;
+  for (int wy = 0; wy < kh; ++wy)
+    for (int wx = 0; wx < kw; ++wx) {
+      const T v = plane[static_cast<long long>(y0 + wy) * pitch + x0 + wx];
+      if (v > best) best = v, by = y0 + wy, bx = x0 + wx;
+    }
+  return best;
+}
+
+/// (row << 16) | column of a plane element, as argmax stores it.
+GPUKIT_HOST_DEVICE inline constexpr std::int32_t pack_position(int row, int column) noexcept {
+  return static_cast<std::int32_t>((static_cast<std::uint32_t>(row) << 16) | static_cast<std::uint32_t>(column));
+}
+
 template <class T>
 void pool_forward_cpu(const cpu_executor& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
   const long long planes = static_cast<long long>(g.n) * g.c;
@@ -63,17 +87,10 @@ void pool_forward_cpu(const cpu_executor& exec, const pool_geometry& g, const T*
     const T* xp = x + p * in_plane;
     for (int py = 0; py < g.ph; ++py)
       for (int px = 0; px < g.pw; ++px) {
-        const int y0 = py * g.sh, x0 = px * g.sw;
-        T best = xp[static_cast<long long>(y0) * g.w + x0];
-        int by = y0, bx = x0;
-        for (int wy = 0; wy < g.kh; ++wy)
-          for (int wx = 0; wx < g.kw; ++wx) {
-            const T v = xp[static_cast<long long>(y0 + wy) * g.w + x0 + wx];
-            if (v > best) best = v, by = y0 + wy, bx = x0 + wx;
-          }
+        int by, bx;
         const long long o = p * out_plane + static_cast<long long>(py) * g.pw + px;
-        y[o] = best;
-        argmax[o] = static_cast<std::int32_t>((static_cast<std::uint32_t>(by) << 16) | static_cast<std::uint32_t>(bx));
+        y[o] = window_max(xp, g.w, py * g.sh, px * g.sw, g.kh, g.kw, by, bx);
+        argmax[o] = pack_position(by, bx);
       }
   }
 }
@@ -94,43 +111,52 @@ void pool_backward_cpu(const cpu_executor& exec, const pool_geometry& g, const T
   }
 }
 
+template <class T>
+void pool_forward_impl(const cpu_executor& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
+  pool_forward_cpu(exec, g, x, y, argmax);
+}
+template <class T>
+void pool_backward_impl(const cpu_executor& exec, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
+                        T* dx) {
+  pool_backward_cpu(exec, g, dy, argmax, dx);
+}
+
 #if defined(__CUDACC__)
 // Defined in maxpool2d.cuh.
-inline void pool_forward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
-                             std::int32_t* argmax);
-inline void pool_backward_gpu(const cuda_executor& exec, const pool_geometry& g, const float* dy,
-                              const std::int32_t* argmax, float* dx);
-#endif
-
-template <class Exec, class T>
-void pool_forward_dispatch(const Exec& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    pool_forward_gpu(exec, g, x, y, argmax);
+inline void pool_forward_impl(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
+                              std::int32_t* argmax);
+inline void pool_backward_impl(const cuda_executor& exec, const pool_geometry& g, const float* dy,
+                               const std::int32_t* argmax, float* dx);
 #else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
+GPUKIT_GPU_ONLY_STUB(pool_forward_impl)
+GPUKIT_GPU_ONLY_STUB(pool_backward_impl)
 #endif
-  } else {
-    pool_forward_cpu(exec, g, x, y, argmax);
-  }
-}
-
-template <class Exec, class T>
-void pool_backward_dispatch(const Exec& exec, const pool_geometry& g, const T* dy, const std::int32_t* argmax, T* dx) {
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    pool_backward_gpu(exec, g, dy, argmax, dx);
-#else
-    static_assert(gpukit::detail::always_false<Exec>,
-                  "gpukit::nn: a GPU layer called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-  } else {
-    pool_backward_cpu(exec, g, dy, argmax, dx);
-  }
-}
 
 }  // namespace detail
+
+/// How a max-pool runs where it is not fused into the conv before it (see conv2d.hpp):
+/// one GPU thread per output (the CPU: OpenMP over planes), the backward pass a zero fill
+/// and a scatter to each argmax (atomic only when windows overlap). Both passes move each
+/// element once: the memory-traffic floor.
+enum class pool_kernel { one_thread_per_output };
+
+struct pool_path {
+  pool_kernel kernel = pool_kernel::one_thread_per_output;
+  bool on_gpu = false;
+  bool atomic_scatter = false;  // overlapping windows
+  std::string describe() const {
+    if (!on_gpu) return "CPU loop over planes";
+    return atomic_scatter ? "one thread per output, atomic scatter back" : "one thread per output";
+  }
+};
+
+/// The pooling path for `g` on `t` (the one selection function of the max-pool layer).
+inline pool_path choose_pool_path(const detail::pool_geometry& g, const path_target& t) {
+  pool_path p;
+  p.on_gpu = t.gpu;
+  p.atomic_scatter = t.gpu && g.overlapping();
+  return p;
+}
 
 /// y = max over each window of x, argmax = where it came from.
 template <class Exec, class X, class Y, class A>
@@ -147,7 +173,7 @@ void maxpool2d_forward(const Exec& exec, const maxpool2d& pool, const X& x, Y&& 
   const shape4 out = pool.output_shape(xv.shape, where);
   detail::require_shape(where, "y", yv.shape, out);
   detail::require_shape(where, "argmax", av.shape, out);
-  detail::pool_forward_dispatch(exec, g, xv.data, yv.data, av.data);
+  detail::pool_forward_impl(exec, g, xv.data, yv.data, av.data);
 }
 
 /// dx = dy routed back to where each maximum came from.
@@ -165,7 +191,7 @@ void maxpool2d_backward(const Exec& exec, const maxpool2d& pool, const DY& dy, c
   const shape4 out = pool.output_shape(dxv.shape, where);
   detail::require_shape(where, "dy", dyv.shape, out);
   detail::require_shape(where, "argmax", av.shape, out);
-  detail::pool_backward_dispatch(exec, g, dyv.data, av.data, dxv.data);
+  detail::pool_backward_impl(exec, g, dyv.data, av.data, dxv.data);
 }
 
 }  // namespace gpukit::nn

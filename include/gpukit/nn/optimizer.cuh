@@ -92,9 +92,7 @@ __global__ void sgd_kernel(const param_ranges ranges, float* p, const float* g, 
   }
 }
 
-inline bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
-
-inline void optimizer_tick_gpu(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock,
+inline void optimizer_tick_impl(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock,
                                const unsigned long long* guard) {
   const bool is_adam = std::holds_alternative<adam>(o);
   launch_config one;
@@ -103,7 +101,7 @@ inline void optimizer_tick_gpu(const cuda_executor& exec, const optimizer& o, op
   launch(optimizer_tick_kernel<>, one, exec.stream(), clock, is_adam, is_adam ? std::get<adam>(o) : adam{}, guard);
 }
 
-inline void optimizer_update_gpu(const cuda_executor& exec, const optimizer& o, const optimizer_clock* clock,
+inline void optimizer_update_impl(const cuda_executor& exec, const optimizer& o, const optimizer_clock* clock,
                                  const param_ranges& ranges, float* p, const float* g, float* m, float* v,
                                  const unsigned long long* guard) {
   long long largest = 0;
@@ -120,6 +118,13 @@ inline void optimizer_update_gpu(const cuda_executor& exec, const optimizer& o, 
     launch(sgd_kernel<>, grid_for(static_cast<std::size_t>(largest)), exec.stream(), ranges, p, g, m, std::get<sgd>(o),
            guard);
   }
+}
+
+inline optimizer_clock read_clock_impl(const cuda_executor& exec, const optimizer_clock* clock) {
+  optimizer_clock c;
+  GPUKIT_CUDA_TRY(cudaMemcpyAsync(&c, clock, sizeof c, cudaMemcpyDeviceToHost, exec.stream()));
+  exec.synchronize();
+  return c;
 }
 
 }  // namespace gpukit::nn::detail

@@ -17,9 +17,11 @@
 #pragma once
 
 #include "gpukit/core/device_buffer.hpp"
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/path_target.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -128,22 +130,72 @@ struct param_ranges {
   int size = 0;
 };
 
+/// Advances the step count and Adam's bias corrections in `clock` (the executor's memory).
+inline void optimizer_tick_impl(const cpu_executor&, const optimizer& o, optimizer_clock* clock,
+                                const unsigned long long*) {
+  if (const auto* a = std::get_if<adam>(&o)) {
+    advance_clock(*clock, *a);
+  } else {
+    clock->steps += 1;
+  }
+}
+/// Updates the parameters in `ranges` of p from g (and the moments m, v) for the step the
+/// clock holds.
+template <class T>
+void optimizer_update_impl(const cpu_executor& exec, const optimizer& o, const optimizer_clock* clock,
+                           const param_ranges& ranges, T* p, const T* g, T* m, T* v, const unsigned long long*) {
+  for (int r = 0; r < ranges.size; ++r) {
+    const long long at = ranges.begin[r], n = ranges.count[r];
+    if (const auto* s = std::get_if<sgd>(&o)) {
+      sgd_cpu(exec, *s, n, p + at, g + at, m != nullptr ? m + at : nullptr);
+    } else {
+      adam_cpu(exec, std::get<adam>(o), *clock, n, p + at, g + at, m + at, v + at);
+    }
+  }
+}
+inline optimizer_clock read_clock_impl(const cpu_executor&, const optimizer_clock* clock) { return *clock; }
+
 #if defined(__CUDACC__)
 // Defined in optimizer.cuh. `guard` (nullable) points at a step_record's two bad-index
 // words: when either holds an index the step changes nothing, the count included.
-// optimizer_tick_gpu advances the clock; optimizer_update_gpu updates `ranges` of p.
-inline void optimizer_tick_gpu(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock,
-                               const unsigned long long* guard);
-inline void optimizer_update_gpu(const cuda_executor& exec, const optimizer& o, const optimizer_clock* clock,
-                                 const param_ranges& ranges, float* p, const float* g, float* m, float* v,
-                                 const unsigned long long* guard);
+inline void optimizer_tick_impl(const cuda_executor& exec, const optimizer& o, optimizer_clock* clock,
+                                const unsigned long long* guard);
+inline void optimizer_update_impl(const cuda_executor& exec, const optimizer& o, const optimizer_clock* clock,
+                                  const param_ranges& ranges, float* p, const float* g, float* m, float* v,
+                                  const unsigned long long* guard);
+inline optimizer_clock read_clock_impl(const cuda_executor& exec, const optimizer_clock* clock);
+#else
+GPUKIT_GPU_ONLY_STUB(optimizer_tick_impl)
+GPUKIT_GPU_ONLY_STUB(optimizer_update_impl)
+GPUKIT_GPU_ONLY_STUB(read_clock_impl)
 #endif
 
 }  // namespace detail
 
+/// How a model's optimizer step runs: one launch over the parameter buffer (float4 when it
+/// is 16-byte aligned; the CPU: an OpenMP loop), and on the GPU with Adam the large dense
+/// layers may apply it in their own backward kernels (dense_path::adam_fused), the launch
+/// then covering only the other ranges.
+struct optimizer_path {
+  bool on_gpu = false;
+  bool fuses_into_layers = false;
+  std::string describe(const optimizer& o) const {
+    std::string s = std::string(optimizer_name(o)) + (on_gpu ? ": one launch over every parameter" : ": CPU loop");
+    if (fuses_into_layers) s += " not updated in a layer's backward kernel";
+    return s;
+  }
+};
+
+/// The optimizer path (the one selection function of the optimizers).
+inline optimizer_path choose_optimizer_path(const optimizer& o, const path_target& t) {
+  optimizer_path p;
+  p.on_gpu = t.gpu;
+  p.fuses_into_layers = t.gpu && std::holds_alternative<adam>(o);
+  return p;
+}
+
 template <class Exec, class T = float>
 class optimizer_state {
-  static constexpr bool on_gpu = is_gpu_executor_v<Exec>;
   static constexpr memory_space space = is_gpu_executor_v<Exec> ? memory_space::device : memory_space::host;
 
  public:
@@ -153,11 +205,9 @@ class optimizer_state {
     detail::validate(config);
     const bool is_adam = std::holds_alternative<adam>(config);
     const bool has_velocity = !is_adam && std::get<sgd>(config).momentum != 0.0f;
-    if (is_adam || has_velocity) first_ = zeroed(count);
-    if (is_adam) second_ = zeroed(count);
-    if constexpr (on_gpu) {
-      clock_ = device_buffer<detail::optimizer_clock>(1, exec.stream(), zero_init);
-    }
+    if (is_adam || has_velocity) first_ = zeroed<T>(count);
+    if (is_adam) second_ = zeroed<T>(count);
+    clock_ = zeroed<detail::optimizer_clock>(1);
   }
 
   /// params -= update(grads), both `count` elements; GPU: queued, nothing waits.
@@ -172,60 +222,29 @@ class optimizer_state {
 
   /// The update on raw pointers; on the GPU `guard` (nullable, device) can veto it.
   void step_raw(T* params, const T* grads, const unsigned long long* guard) {
-    T* m = first_.data();
-    T* v = second_.data();
-    if constexpr (on_gpu) {
-#if defined(__CUDACC__)
-      detail::param_ranges all;
-      all.begin[0] = 0, all.count[0] = static_cast<long long>(count_), all.size = 1;
-      detail::optimizer_tick_gpu(exec_, config_, clock_.data(), guard);
-      detail::optimizer_update_gpu(exec_, config_, clock_.data(), all, params, grads, m, v, guard);
-#else
-      (void)guard, (void)m, (void)v, (void)params, (void)grads;
-      static_assert(gpukit::detail::always_false<Exec>,
-                    "gpukit::nn: a GPU optimizer step called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-#endif
-    } else {
-      (void)guard;
-      if (const auto* s = std::get_if<sgd>(&config_)) {
-        clock_host_.steps += 1;
-        detail::sgd_cpu(exec_, *s, static_cast<long long>(count_), params, grads, m);
-      } else {
-        detail::advance_clock(clock_host_, std::get<adam>(config_));
-        detail::adam_cpu(exec_, std::get<adam>(config_), clock_host_, static_cast<long long>(count_), params, grads, m, v);
-      }
-    }
+    tick(guard);
+    detail::param_ranges all;
+    all.begin[0] = 0, all.count[0] = static_cast<long long>(count_), all.size = 1;
+    update_ranges(all, params, grads, guard);
   }
 
-#if defined(__CUDACC__)
-  // A step in parts (GPU, Adam), for kernels that apply the update to the gradients they
-  // compute: tick(guard), then those kernels with fused_at(...), then update_ranges(...)
-  // over the parameters they left out. The same arithmetic as step_raw.
+  // A step in parts, for kernels that apply the update to the gradients they compute (GPU,
+  // Adam): tick(guard), then those kernels with fused_at(...), then update_ranges(...) over
+  // the parameters they left out. The same arithmetic as step_raw.
 
-  bool fusable() const noexcept { return on_gpu && std::holds_alternative<adam>(config_); }
-  void tick(const unsigned long long* guard) { detail::optimizer_tick_gpu(exec_, config_, clock_.data(), guard); }
-  /// The state for params[offset, ...), `params` being the whole buffer step_raw takes.
+  void tick(const unsigned long long* guard) { detail::optimizer_tick_impl(exec_, config_, clock_.data(), guard); }
+  /// The state for params[offset, ...), `params` being the whole buffer step_raw takes (Adam).
   detail::fused_adam fused_at(T* params, std::size_t offset, const unsigned long long* guard) {
     return {params + offset, first_.data() + offset, second_.data() + offset, clock_.data(), std::get<adam>(config_),
             guard};
   }
   void update_ranges(const detail::param_ranges& ranges, T* params, const T* grads, const unsigned long long* guard) {
-    detail::optimizer_update_gpu(exec_, config_, clock_.data(), ranges, params, grads, first_.data(), second_.data(),
-                                 guard);
+    detail::optimizer_update_impl(exec_, config_, clock_.data(), ranges, params, grads, first_.data(), second_.data(),
+                                  guard);
   }
-#endif
 
   /// Steps taken so far (GPU: waits for the stream to read it).
-  std::int64_t steps() const {
-    if constexpr (on_gpu) {
-      detail::optimizer_clock c;
-      GPUKIT_CUDA_TRY(cudaMemcpyAsync(&c, clock_.data(), sizeof c, cudaMemcpyDeviceToHost, exec_.stream()));
-      exec_.synchronize();
-      return c.steps;
-    } else {
-      return clock_host_.steps;
-    }
-  }
+  std::int64_t steps() const { return detail::read_clock_impl(exec_, clock_.data()).steps; }
 
   const optimizer& config() const noexcept { return config_; }
   std::size_t size() const noexcept { return count_; }
@@ -235,20 +254,16 @@ class optimizer_state {
   span<const T, space> second_moment() const noexcept { return second_.span(); }
 
  private:
-  buffer_for<Exec, T> zeroed(std::size_t n) {
-    if constexpr (on_gpu) {
-      return device_buffer<T>(n, exec_.stream(), zero_init);
-    } else {
-      return host_buffer<T>(n, host_memory::pageable, zero_init);
-    }
+  template <class U>
+  buffer_for<Exec, U> zeroed(std::size_t n) {
+    return make_buffer<U>(exec_, n, zero_init);
   }
 
   Exec exec_;
   optimizer config_;
   std::size_t count_ = 0;
   buffer_for<Exec, T> first_, second_;
-  device_buffer<detail::optimizer_clock> clock_;  // GPU only
-  detail::optimizer_clock clock_host_{};          // CPU only
+  buffer_for<Exec, detail::optimizer_clock> clock_;  // in the executor's memory: a captured graph counts its replays
 };
 
 }  // namespace gpukit::nn

@@ -17,6 +17,7 @@
 #include "gpukit/ops/detail/arguments.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -134,6 +135,9 @@ class device_scratch {
   device_buffer<unsigned char> owned_;
   unsigned char* base_ = nullptr;
 };
+
+/// Whether the fast kernels' float4 loads may read or write at `p`.
+inline bool aligned16(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 /// Threads for a CPU loop of `work` multiply-adds: one below a cut-off where a team costs more.
 inline int cpu_threads_for(const cpu_executor& exec, double work) { return work < 32768.0 ? 1 : exec.threads(); }

@@ -1,12 +1,12 @@
-// gpukit/nn/detail/conv_fast.cuh — the GPU conv paths for the common shapes (the seed
-// model's first layer among them); conv2d.cuh picks them when they fit and keeps its
-// general kernels for the rest.
+// gpukit/nn/detail/conv_fast.cuh — the GPU conv paths for the first layers of small
+// models (few input taps, like the article's 3-channel 3x3 conv); choose_conv2d_path
+// (conv2d.hpp) takes them there and the implicit GEMM everywhere else.
 //
-// forward (3x3 kernel, stride 1, a 2x2 stride-2 pool or none): each thread computes a 2x2
-//   block of conv outputs (one pooled output) for 16 output channels, so each input value
-//   loaded from shared memory feeds 64 FMAs and each weight (a broadcast float4) 4 of
-//   them, and the pool is taken in registers.
-// weights (at most 32 taps, ic·kh·kw: a first layer): one block per band of block-output
+// forward (3x3 kernel, stride 1, a 2x2 stride-2 pool or none; plan_quad_forward): each
+//   thread computes a 2x2 block of conv outputs (one pooled output) for 16 output
+//   channels, so each input value loaded from shared memory feeds 64 FMAs and each weight
+//   (a broadcast float4) 4 of them, and the pool is taken in registers.
+// weights (at most 32 taps, ic·kh·kw; plan_wgrad_band): one block per band of block-output
 //   rows of one image, with that band's input (zero padding included) in shared memory.
 //   A lane is an output channel: at each block output the 32 lanes read at most as many
 //   distinct input values as the pool window has positions, so the gathers are free of
@@ -27,32 +27,6 @@
 namespace gpukit::nn::detail {
 
 // ---- forward ----------------------------------------------------------------------------
-
-inline constexpr int quad_oc = 16;                              // output channels per thread
-inline constexpr int quad_rows = 8, quad_cols = 32;             // 2x2 blocks per thread block
-inline constexpr int quad_in_cols = 2 * quad_cols + 2;          // a channel's input tile: 18 x 66
-inline constexpr int quad_in_floats = (2 * quad_rows + 2) * quad_in_cols;
-
-struct quad_plan {
-  int rows = 0, cols = 0;  // 2x2 blocks: pooled outputs, or the conv output in 2x2 blocks
-  int tiles_h = 0, tiles_w = 0, icb = 0;
-  std::size_t shared_bytes = 0;
-};
-
-/// The plan for g, or icb = 0 when the kernel does not take g.
-inline quad_plan plan_quad_forward(const conv_geometry& g) {
-  quad_plan q;
-  const bool pool_fits = !g.pooled || (g.pkh == 2 && g.pkw == 2 && g.psh == 2 && g.psw == 2);
-  if (g.kh != 3 || g.kw != 3 || g.stride != 1 || !pool_fits) return q;
-  q.rows = g.pooled ? g.ph : (g.oh + 1) / 2;
-  q.cols = g.pooled ? g.pw : (g.ow + 1) / 2;
-  q.tiles_h = (q.rows + quad_rows - 1) / quad_rows;
-  q.tiles_w = (q.cols + quad_cols - 1) / quad_cols;
-  const int per_channel = quad_in_floats + 9 * quad_oc;
-  q.icb = std::min(g.ic, static_cast<int>(conv_shared_budget / sizeof(float)) / per_channel);
-  q.shared_bytes = static_cast<std::size_t>(q.icb) * per_channel * sizeof(float);
-  return q;
-}
 
 template <class = void>
 __global__ void __launch_bounds__(256, 2) conv_quad_forward_kernel(const conv_geometry g, const quad_plan q,

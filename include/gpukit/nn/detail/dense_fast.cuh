@@ -19,9 +19,8 @@
 
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/detail/dense_small.cuh"
-#include "gpukit/nn/detail/gemm.cuh"
 #include "gpukit/nn/detail/kernels.cuh"
-#include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/optimizer.cuh"
 
 #include <cstdint>
 
@@ -36,9 +35,33 @@ void allow_shared_bytes(Kernel* kernel, std::size_t bytes) {
 
 // ---- split-K forward ----------------------------------------------------------------------
 
+/// C (m x n) = A·Bᵀ with A(i, k) = a[i·a_m + k] and B(j, k) = b[j·b_n + k], then the
+/// epilogue: + bias, keep the pre-activation, activation.
+struct gemm_args {
+  int m = 0, n = 0, k = 0;
+  const float* a = nullptr;
+  long long a_m = 0;
+  const float* b = nullptr;
+  long long b_n = 0;
+  float* c = nullptr;  // C(i, j) = c[i·c_m + j]
+  long long c_m = 0;
+  const float* bias = nullptr;
+  activation act = activation::none;
+  float* pre = nullptr;      // C before the activation, same indexing as c
+  int k_chunk = 0;           // K per split (blockIdx.z)
+  float* partial = nullptr;  // splits x m x n raw sums, when K is split
+};
+
+__device__ __forceinline__ void gemm_finish(const gemm_args& p, int i, int j, float v) {
+  if (p.bias != nullptr) v += p.bias[j];
+  const long long idx = static_cast<long long>(i) * p.c_m + j;
+  if (p.pre != nullptr) p.pre[idx] = v;
+  p.c[idx] = activate(p.act, v);
+}
+
 inline constexpr int splitk_row = splitk_bk + 4;  // floats per staged row: the B reads stay conflict-free
 
-/// C = A·Bᵀ with A (m x k) and B (n x k) both k-contiguous (p.a_k == 1, p.b_k == 1). Thread
+/// C = A·Bᵀ with A (m x k) and B (n x k) both k-contiguous. Thread
 /// (ty, tx) owns rows m0 + ty + 8i (i < TM) and columns n0 + tx + 32j (j < 4): A is read as
 /// a warp-wide broadcast, B without bank conflicts.
 template <int TM>

@@ -12,6 +12,8 @@
 #include "gpukit/nn/detail/kernels.cuh"
 #include "gpukit/nn/loss.hpp"
 
+#include <cub/block/block_reduce.cuh>
+
 namespace gpukit::nn::detail {
 
 // Pointers are __restrict__: no output overlaps an input, so a loop may issue its loads
@@ -125,32 +127,14 @@ __global__ void __launch_bounds__(small_dense_threads) small_dense_backward_kern
   small_dense_backward_block(g, x, w, s_dz, dw, db, dx, e, s_parts);
 }
 
-/// The last layer of a model with its loss, in one block: the forward product (unless it
-/// ran already), the loss (mean over the n·out elements, summed in double like loss_kernel)
-/// and its gradient (through the activation unless the loss takes the logits), then the
-/// backward pass.
-struct dense_head_args {
-  dense_geometry g;
-  const float* x;
-  const float* w;
-  const float* b;
-  bool forward;    // compute y (and logits) first
-  activation act;  // the layer's activation
-  float* y;
-  float* logits;   // the loss takes these (binary cross-entropy on logits) when not null
-  loss_kind kind;
-  const float* target;
-  float* loss_out;
-  float* dw;
-  float* db;
-  float* dx;
-  dense_backward_extras<float> e;
-};
-
+/// The last layer of a model with its loss, in one block (dense_head_args in dense.hpp):
+/// the forward product (unless it ran already), the loss (mean over the n·out elements,
+/// summed in double like loss_kernel) and its gradient (through the activation unless the
+/// loss takes the logits), then the backward pass.
 inline constexpr int head_staged_floats = 6144;  // x and w are read from shared memory when they fit
 
 template <class = void>
-__global__ void __launch_bounds__(small_dense_threads) dense_head_kernel(const dense_head_args a) {
+__global__ void __launch_bounds__(small_dense_threads) dense_head_kernel(const dense_head_args<float> a) {
   __shared__ float s_dz[small_dense_rows];
   __shared__ float s_parts[small_dense_threads];
   using block_sum = cub::BlockReduce<double, small_dense_threads>;

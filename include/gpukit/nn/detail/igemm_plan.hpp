@@ -1,0 +1,165 @@
+// gpukit/nn/detail/igemm_plan.hpp — the tiles of the implicit-GEMM engine (igemm.cuh) and
+// how they are chosen, decided on the host.
+//
+// Every conv and dense product of the nn layer is C (m x n) = A (m x k) · B (k x n) with A
+// and B read through a mapping (implicit GEMM: the im2col matrix is never stored):
+//   conv forward         m = out channels, n = output pixels (n·oh·ow), k = in channels·kh·kw
+//   conv input gradient  m = in channels,  n = input pixels of one stride phase, k = out channels·taps
+//   conv weight gradient m = out channels, n = in channels·kh·kw + 1 (the bias), k = output pixels
+//   dense forward        m = batch, n = out, k = in;  dx: m = batch, n = in, k = out;
+//   dense weights        m = out, n = in + 1 (the bias), k = batch
+// A tile (block tile bm x bn, 256 threads, k in steps of 8, two shared-memory stages) and
+// a math policy are two separate choices, and the mapping a third (igemm.cuh):
+//   simt    FP32 FMA, each thread an (bm/16) x (bn/16) sub-tile of C in registers
+//           (compiled only where GPUKIT_NN_IGEMM_SIMT is defined for the whole program, on
+//           GPUs with tensor cores: the benchmarks compare the two)
+//   tf32x3  tensor cores, FP32-accurate (where the kernel is compiled for an architecture
+//           before 8.0, the same kernel does the same sums with FP32 FMA): each operand split as a = big + small with big
+//           and small TF32 numbers (big = a rounded to TF32, small = a - big rounded again),
+//           and a·b ≈ big·big + big·small + small·big accumulated in FP32 (the small·small
+//           term, below 2^-22 relative, is dropped): products accurate to about FP32's
+//           rounding, at tensor-core rate (compute capability 8.0 and later).
+// When the output tiles alone cannot fill the GPU, k is split: each split writes raw
+// partial sums and a second kernel adds them in split order (deterministic, no atomics)
+// and applies the mapping's epilogue.
+// Host-only: compiles with a plain C++17 compiler.
+#pragma once
+
+#include "gpukit/nn/path_target.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+
+namespace gpukit::nn::detail {
+
+enum class igemm_math { simt, tf32x3 };
+
+inline const char* igemm_math_name(igemm_math m, bool tensor_cores = true) noexcept {
+  return m == igemm_math::simt || !tensor_cores ? "FP32 FMA" : "3xTF32";
+}
+
+inline constexpr int igemm_threads = 256;
+inline constexpr int igemm_bk = 8;
+
+/// The block tiles the engine is compiled for (bm x bn).
+struct igemm_tile {
+  int bm = 0, bn = 0;
+};
+inline constexpr igemm_tile igemm_tiles[] = {{128, 128}, {128, 64}, {64, 128}, {64, 64}, {32, 64}};
+
+struct igemm_config {
+  int bm = 0, bn = 0;  // 0: not planned
+  igemm_math math = igemm_math::simt;
+  int splits = 1;
+  int k_chunk = 0;  // k per split, a multiple of igemm_bk
+  long long m = 0, n = 0, k = 0;  // the product it was chosen for
+  bool tensor_cores = false;      // the target has TF32 tensor cores
+
+  bool planned() const noexcept { return bm > 0; }
+  /// Floats of raw partial sums a split product needs (m x n per split).
+  std::size_t partial_floats(long long m, long long n) const noexcept {
+    return splits > 1 ? static_cast<std::size_t>(splits) * static_cast<std::size_t>(m) * static_cast<std::size_t>(n) : 0;
+  }
+  /// "64x32768x576: tile 128x64, split-K 4, 3xTF32".
+  std::string describe() const {
+    std::string s = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ": tile " +
+                    std::to_string(bm) + "x" + std::to_string(bn);
+    if (splits > 1) s += ", split-K " + std::to_string(splits);
+    return s + ", " + igemm_math_name(math, tensor_cores);
+  }
+};
+
+/// What a caller may force (tests and benchmarks reach every tile this way).
+struct igemm_request {
+  int bm = 0, bn = 0;  // 0: choose
+  int splits = 0;      // 0: choose
+  bool allow_split = true;
+  bool force_simt = false;  // FP32 FMA tiles (needs GPUKIT_NN_IGEMM_SIMT where tensor cores exist)
+};
+
+/// Relative FP32 throughput of a full SM running each tile (bigger tiles reuse each shared
+/// memory load for more multiply-adds), and how many blocks of it an SM keeps resident.
+inline double igemm_tile_speed(int bm, int bn) noexcept {
+  const int area = bm * bn;
+  if (area >= 128 * 128) return 1.0;
+  if (area >= 128 * 64) return 0.88;
+  if (area >= 64 * 64) return 0.72;
+  if (area >= 32 * 128) return 0.68;
+  return 0.5;
+}
+inline int igemm_resident_blocks(int bm, int bn) noexcept {
+  const int area = bm * bn;
+  if (area >= 128 * 128) return 2;
+  if (area >= 128 * 64) return 3;
+  return 4;
+}
+
+/// Estimated seconds of one product with the given tile and split on `t` (a model good
+/// enough to rank choices: compute at the tile's rate over the waves it takes, plus the
+/// partial sums' round trip through memory when k is split).
+inline double igemm_estimate(long long m, long long n, long long k, int bm, int bn, int splits, igemm_math math,
+                             const path_target& t) {
+  const double tiles_m = static_cast<double>((m + bm - 1) / bm), tiles_n = static_cast<double>((n + bn - 1) / bn);
+  const double blocks = tiles_m * tiles_n * splits;
+  const double slots = static_cast<double>(std::max(1, t.sm_count)) * igemm_resident_blocks(bm, bn);
+  const double waves = std::ceil(blocks / slots);
+  const double per_sm = (math == igemm_math::tf32x3 ? 1.0e12 : 0.38e12) * igemm_tile_speed(bm, bn);  // FLOP/s
+  const double k_per_split = std::ceil(static_cast<double>(k) / splits / igemm_bk) * igemm_bk;
+  // Each wave runs `slots` blocks concurrently, sharing the SM's rate.
+  const double block_flops = 2.0 * bm * bn * k_per_split;
+  const double wave_seconds = block_flops * igemm_resident_blocks(bm, bn) / per_sm;
+  double seconds = waves * wave_seconds + 2e-6;  // + the launch
+  if (splits > 1) seconds += (splits + 1.0) * static_cast<double>(m) * static_cast<double>(n) * 4.0 / 3.0e12 + 2e-6;
+  return seconds;
+}
+
+/// The tile, split and math for an m x n x k product on `t`.
+inline igemm_config choose_igemm(long long m, long long n, long long k, const path_target& t,
+                                 const igemm_request& r = {}) {
+  igemm_config best;
+  const igemm_math math = t.has_tf32_tensor_cores() && r.force_simt ? igemm_math::simt : igemm_math::tf32x3;
+  double best_seconds = std::numeric_limits<double>::infinity();
+  const long long k_steps = std::max<long long>(1, (k + igemm_bk - 1) / igemm_bk);
+  for (const igemm_tile tile : igemm_tiles) {
+    if (r.bm != 0 && (tile.bm != r.bm || tile.bn != r.bn)) continue;
+    const long long blocks = ((m + tile.bm - 1) / tile.bm) * ((n + tile.bn - 1) / tile.bn);
+    const long long slots = static_cast<long long>(std::max(1, t.sm_count)) * igemm_resident_blocks(tile.bm, tile.bn);
+    // Splits worth trying: none, and enough to fill the resident slots once or twice, each
+    // split keeping at least 16 steps of k.
+    int candidates[3] = {1, 1, 1};
+    if (r.splits > 0) {
+      candidates[0] = candidates[1] = candidates[2] = r.splits;
+    } else if (r.allow_split && blocks < slots) {
+      const long long most = std::max<long long>(1, k_steps / 16);
+      candidates[1] = static_cast<int>(std::min<long long>(most, (slots + blocks - 1) / blocks));
+      candidates[2] = static_cast<int>(std::min<long long>(most, (2 * slots + blocks - 1) / blocks));
+    }
+    for (int splits : candidates) {
+      splits = static_cast<int>(std::min<long long>(splits, k_steps));
+      const double s = igemm_estimate(m, n, k, tile.bm, tile.bn, splits, math, t);
+      if (s < best_seconds) {
+        best_seconds = s;
+        best.bm = tile.bm, best.bn = tile.bn, best.math = math, best.splits = splits;
+      }
+    }
+  }
+  best.m = m, best.n = n, best.k = k;
+  best.tensor_cores = t.has_tf32_tensor_cores();
+  if (!best.planned()) return best;
+  const long long per_split = (k_steps + best.splits - 1) / best.splits;
+  best.k_chunk = static_cast<int>(std::max<long long>(1, per_split) * igemm_bk);
+  best.splits = static_cast<int>(std::max<long long>(1, (k + best.k_chunk - 1) / best.k_chunk));
+  return best;
+}
+
+/// Whether an m x n x k product fits the engine's 32-bit indexing (the callers cut larger
+/// batches into pieces that do).
+inline bool igemm_fits(long long m, long long n, long long k) noexcept {
+  constexpr long long limit = 0x7fffffffLL;
+  return m >= 1 && n >= 1 && k >= 0 && m <= limit && n <= limit && k <= limit;
+}
+
+}  // namespace gpukit::nn::detail

@@ -1,0 +1,308 @@
+// gpukit/nn/model_runner.hpp — runs a model_plan on an executor: owns the parameters, the
+// gradients, every stage's activations and gradients for max_batch samples, the optimizer
+// state and the scratch, and queues the forward pass, the loss, the backward pass and the
+// optimizer step. The same code for both executors: each stage calls its layer's
+// implementation overloaded on the executor with the path the plan chose; what only the
+// GPU has (a fused last layer and loss, Adam inside a dense backward kernel) is a plan
+// decision that is never taken on the CPU.
+//
+// Invariant of every backward pass: parameter gradients ACCUMULATE (+=) into the one flat
+// gradient buffer (or are ASSIGNED in a training step, which then needs no zeroing pass);
+// activation gradients are ASSIGNED (=) into per-stage buffers. After construction nothing
+// allocates, so a training step can be captured in one CUDA graph.
+// Host-only: compiles with a plain C++17 compiler (the GPU path needs nvcc, as every layer).
+#pragma once
+
+#include "gpukit/core/executor.hpp"
+#include "gpukit/core/workspace.hpp"
+#include "gpukit/nn/activation.hpp"
+#include "gpukit/nn/conv2d.hpp"
+#include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/init.hpp"
+#include "gpukit/nn/loss.hpp"
+#include "gpukit/nn/maxpool2d.hpp"
+#include "gpukit/nn/model_plan.hpp"
+#include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/tensor.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace gpukit::nn {
+
+template <class Exec, class T = float>
+class model_runner {
+  static constexpr memory_space space = space_of_v<Exec>;
+  template <class U>
+  using buffer = buffer_for<Exec, U>;
+
+ public:
+  /// Allocates everything `plan` needs on `exec` and initialises the weights from `seed`
+  /// (the same bits on both executors; biases zero). `layers` are the plan's layers.
+  model_runner(const Exec& exec, model_plan plan, std::uint64_t seed)
+      : exec_(exec), run_exec_(exec), plan_(std::move(plan)) {
+    const auto& stages = plan_.stages();
+    std::vector<T> host(plan_.parameter_total(), T(0));
+    for (const auto& st : stages) {
+      if (!st.has_params) continue;
+      const init kind = st.conv ? st.conv->conv.weight_init : st.fc->weight_init;
+      const std::size_t fan_in = st.conv ? st.conv->conv.fan_in() : st.fc->fan_in();
+      const std::size_t fan_out = st.conv ? st.conv->conv.fan_out() : st.fc->fan_out();
+      initialise(host.data() + st.w_off, st.w_count, kind, fan_in, fan_out, seed, st.first_layer);
+    }
+    params_ = make_buffer<T>(exec_, plan_.parameter_total());
+    copy_from_host(exec_, params_, host_span<const T>(host.data(), host.size()));
+    grads_ = make_buffer<T>(exec_, plan_.parameter_total(), zero_init);
+    buffers_.resize(stages.size());
+    const std::size_t max_batch = plan_.max_batch();
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      const auto& st = stages[i];
+      if (st.kind == stage_kind::flatten) continue;
+      const std::size_t n = max_batch * st.out.features();
+      buffers_[i].out = make_buffer<T>(exec_, n);
+      buffers_[i].grad = make_buffer<T>(exec_, n);
+      if ((st.kind == stage_kind::conv && st.conv->pool) || st.kind == stage_kind::pool)
+        buffers_[i].argmax = make_buffer<std::int32_t>(exec_, n);
+      if (st.loss_takes_logits && st.kind == stage_kind::dense) buffers_[i].logits = make_buffer<T>(exec_, n);
+    }
+    if constexpr (is_gpu_executor_v<Exec>) {  // the kernels borrow scratch from the model's workspace
+      scratch_ = std::make_unique<workspace>(exec_.stream(), plan_.scratch_bytes());
+      run_exec_ = cuda_executor(exec_.stream(), *scratch_);
+    }
+    record_ = make_buffer<detail::step_record>(exec_, 1);
+    const detail::step_record fresh{};
+    copy_from_host(exec_, record_, host_span<const detail::step_record>(&fresh, 1));
+    optimizer_.emplace(exec_, plan_.optimizer_config(), plan_.parameter_total());
+  }
+
+  const model_plan& plan() const noexcept { return plan_; }
+  const Exec& executor() const noexcept { return exec_; }
+  /// exec_'s stream with the model's workspace (GPU): what every kernel launch gets.
+  const Exec& run_executor() const noexcept { return run_exec_; }
+  buffer<T>& parameters() noexcept { return params_; }
+  buffer<T>& gradients() noexcept { return grads_; }
+  optimizer_state<Exec, T>& optimizer_ref() noexcept { return *optimizer_; }
+  const optimizer_state<Exec, T>& optimizer_ref() const noexcept { return *optimizer_; }
+  /// The step record (the executor's memory): the batch check's findings and the loss.
+  detail::step_record* record() noexcept { return record_.data(); }
+  /// Where the last loss lands: the record (GPU) or a host value of the model's type (CPU).
+  T* loss_address() noexcept {
+    if constexpr (is_gpu_executor_v<Exec>) {
+      return &record_.data()->loss;
+    } else {
+      return &loss_host_;
+    }
+  }
+  const T* loss_address() const noexcept { return const_cast<model_runner*>(this)->loss_address(); }
+
+  /// The output of the last stage that did work (flatten views its input, x for stage 0).
+  const T* stage_output(std::size_t i, const T* x) const {
+    const auto& stages = plan_.stages();
+    for (;;) {
+      if (stages[i].kind != stage_kind::flatten) return buffers_[i].out.data();
+      if (i == 0) return x;
+      --i;
+    }
+  }
+  const T* output(const T* x) const { return stage_output(plan_.stages().size() - 1, x); }
+
+  /// Checks x (finite; nx = 0 skips it) and y (in the loss's domain) into the record.
+  void check(const T* x, long long nx, detail::loss_kind kind, const T* y, long long ny) {
+    detail::validate_impl(run_exec_, detail::value_check::finite, x, nx, kind, y, ny, record_.data());
+  }
+
+  void zero_grad() { zero_fill(exec_, grads_); }
+
+  /// The forward pass for `batch` samples; `leave_last`: the last stage is left to the
+  /// fused head of a training step.
+  void forward(const T* x, std::size_t batch, bool leave_last = false) {
+    const auto& stages = plan_.stages();
+    const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
+    for (std::size_t i = 0; i < stages.size() - (leave_last ? 1 : 0); ++i) {
+      const stage_plan& st = stages[i];
+      const T* in = stage_input(i, x);
+      T* out = buffers_[i].out.data();
+      switch (st.kind) {
+        case stage_kind::conv:
+          detail::conv_forward_impl(run_exec_, st.conv_geometry(batch), bp.stages[i].conv, in, weights_of(st),
+                                    bias_of(st), out, st.conv->pool ? buffers_[i].argmax.data() : nullptr);
+          break;
+        case stage_kind::pool:
+          detail::pool_forward_impl(run_exec_, st.pool_geometry(batch), in, out, buffers_[i].argmax.data());
+          break;
+        case stage_kind::dense:
+          detail::dense_forward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, weights_of(st),
+                                     bias_of(st), out, st.act,
+                                     st.loss_takes_logits ? buffers_[i].logits.data() : static_cast<T*>(nullptr));
+          break;
+        case stage_kind::act:
+          activation_forward(run_exec_, st.act, tensor_view<const T, space>{in, st.in.with_batch(batch)},
+                             tensor_view<T, space>{out, st.out.with_batch(batch)});
+          break;
+        case stage_kind::flatten: break;
+      }
+    }
+  }
+
+  /// The loss of the last stage's output against y (into loss_address()), and with
+  /// `with_grad` its gradient into the last stage's gradient buffer.
+  void loss(const T* x, const T* y, std::size_t batch, bool with_grad) {
+    const auto& stages = plan_.stages();
+    const std::size_t last = stages.size() - 1;
+    const stage_plan& st = stages[last];
+    detail::loss_kind k = detail::kind_of(plan_.loss_function());
+    const T* pred = stage_output(last, x);
+    T* grad = with_grad ? stage_grad(static_cast<std::ptrdiff_t>(last)) : nullptr;
+    if (st.loss_takes_logits) {
+      k = detail::loss_kind::bce_logits;
+      if (st.kind == stage_kind::dense) {
+        pred = buffers_[last].logits.data();
+      } else {  // a separate sigmoid: the loss reads its input, and its gradient skips it
+        pred = stage_input(last, x);
+        grad = with_grad ? stage_grad(static_cast<std::ptrdiff_t>(last) - 1) : nullptr;
+      }
+    }
+    detail::step_loss_impl(run_exec_, k, static_cast<long long>(batch), static_cast<long long>(st.out.features()), pred,
+                           y, grad, loss_address());
+  }
+
+  /// The loss gradient propagated back; parameter gradients accumulate, or are assigned
+  /// when `accumulate` is false. `fused_adam` (a training step whose optimizer clock has
+  /// ticked): dense stages the plan fuses apply Adam in their backward kernel.
+  /// `head_forward`: forward() left out the last stage for the fused head to do.
+  void loss_backward(const T* x, const T* y, std::size_t batch, bool accumulate, bool head_forward = false,
+                     const unsigned long long* guard = nullptr, bool fused_adam = false) {
+    const auto& stages = plan_.stages();
+    const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
+    std::size_t end = stages.size();  // the stages before `end` still need their backward pass
+    if (bp.fused_head) {
+      queue_fused_head(x, y, batch, accumulate, head_forward);
+      --end;
+    } else {
+      loss(x, y, batch, true);
+    }
+    for (std::size_t i = end; i-- > 0;) {
+      const stage_plan& st = stages[i];
+      if (st.kind == stage_kind::flatten || (st.loss_takes_logits && st.kind == stage_kind::act)) continue;
+      const T* in = stage_input(i, x);
+      const T* dy = stage_grad(static_cast<std::ptrdiff_t>(i));
+      T* dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(i) - 1) : nullptr;
+      T* dw = grads_.data() + st.w_off;
+      T* db = grads_.data() + st.b_off;
+      switch (st.kind) {
+        case stage_kind::conv: {
+          detail::conv_backward_extras<T> extra;
+          extra.accumulate = accumulate;
+          if (dx != nullptr && st.dx_act != activation::none)
+            extra.dx_act = st.dx_act, extra.dx_act_y = buffers_[st.dx_act_from].out.data();
+          detail::conv_backward_impl(run_exec_, st.conv_backward_geometry(batch), bp.stages[i].conv, in, weights_of(st),
+                                     buffers_[i].out.data(), st.conv->pool ? buffers_[i].argmax.data() : nullptr, dy,
+                                     dw, db, dx, extra);
+          break;
+        }
+        case stage_kind::pool:
+          if (dx != nullptr) detail::pool_backward_impl(run_exec_, st.pool_geometry(batch), dy, buffers_[i].argmax.data(), dx);
+          break;
+        case stage_kind::dense: {
+          detail::dense_backward_extras<T> extra = dense_extras(st, dx, accumulate);
+          if (fused_adam && bp.stages[i].adam_fused) extra.adam = fused_at(st, guard);
+          detail::dense_backward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, weights_of(st),
+                                      buffers_[i].out.data(), dy, dw, db, dx, st.backward_act(), extra);
+          break;
+        }
+        case stage_kind::act:
+          if (dx != nullptr)
+            activation_backward(run_exec_, st.act, tensor_view<const T, space>{buffers_[i].out.data(), st.out.with_batch(batch)},
+                                tensor_view<const T, space>{dy, st.out.with_batch(batch)},
+                                tensor_view<T, space>{dx, st.in.with_batch(batch)});
+          break;
+        case stage_kind::flatten: break;
+      }
+    }
+  }
+
+  /// Forward, loss, backward (gradients assigned) and the optimizer step; `guard` (GPU,
+  /// nullable) vetoes the update when the record holds a bad index.
+  void train(const T* x, const T* y, std::size_t batch, const unsigned long long* guard) {
+    const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
+    forward(x, batch, bp.fused_head);
+    if (plan_.optimizer_route().fuses_into_layers) {  // the clock ticks first: fused kernels read it
+      optimizer_->tick(guard);
+      loss_backward(x, y, batch, false, bp.fused_head, guard, true);
+      optimizer_->update_ranges(bp.optimizer_ranges, params_.data(), grads_.data(), guard);
+      return;
+    }
+    loss_backward(x, y, batch, false, bp.fused_head);  // assigns every gradient: no zeroing pass needed
+    optimizer_->step_raw(params_.data(), grads_.data(), guard);
+  }
+
+  /// One optimizer step over every parameter.
+  void step() { optimizer_->step_raw(params_.data(), grads_.data(), nullptr); }
+
+ private:
+  struct stage_buffers {
+    buffer<T> out, grad, logits;
+    buffer<std::int32_t> argmax;
+  };
+
+  const T* stage_input(std::size_t i, const T* x) const { return i == 0 ? x : stage_output(i - 1, x); }
+  T* stage_grad(std::ptrdiff_t i) {
+    const auto& stages = plan_.stages();
+    while (i >= 0 && stages[static_cast<std::size_t>(i)].kind == stage_kind::flatten) --i;
+    return i < 0 ? nullptr : buffers_[static_cast<std::size_t>(i)].grad.data();
+  }
+  const T* weights_of(const stage_plan& st) const { return params_.data() + st.w_off; }
+  const T* bias_of(const stage_plan& st) const { return params_.data() + st.b_off; }
+
+  detail::dense_backward_extras<T> dense_extras(const stage_plan& st, const T* dx, bool accumulate) const {
+    detail::dense_backward_extras<T> extra;
+    extra.accumulate = accumulate;
+    if (dx != nullptr && st.dx_act != activation::none) {
+      extra.dx_act = st.dx_act;
+      extra.dx_act_y = buffers_[st.dx_act_from].out.data();
+    }
+    return extra;
+  }
+
+  detail::fused_adam fused_at(const stage_plan& st, const unsigned long long* guard) {
+    if constexpr (std::is_same_v<T, float>) {
+      return optimizer_->fused_at(params_.data(), st.w_off, guard);
+    } else {
+      (void)st, (void)guard;
+      return {};
+    }
+  }
+
+  void queue_fused_head(const T* x, const T* y, std::size_t batch, bool accumulate, bool with_forward) {
+    const auto& stages = plan_.stages();
+    const std::size_t last = stages.size() - 1;
+    const stage_plan& st = stages[last];
+    detail::dense_head_args<T> a{};
+    a.g = st.dense_geometry(batch);
+    a.x = stage_input(last, x), a.w = weights_of(st), a.b = bias_of(st);
+    a.forward = with_forward, a.act = st.act, a.y = buffers_[last].out.data();
+    a.logits = st.loss_takes_logits ? buffers_[last].logits.data() : nullptr;
+    a.kind = st.loss_takes_logits ? detail::loss_kind::bce_logits : detail::kind_of(plan_.loss_function());
+    a.target = y, a.loss_out = loss_address();
+    a.dw = grads_.data() + st.w_off, a.db = grads_.data() + st.b_off;
+    a.dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(last) - 1) : nullptr;
+    a.e = dense_extras(st, a.dx, accumulate);
+    detail::dense_head_impl(run_exec_, a);
+  }
+
+  static bool aligned16(const T* p) noexcept { return detail::aligned16(p); }
+
+  Exec exec_;
+  Exec run_exec_;
+  model_plan plan_;
+  buffer<T> params_, grads_;
+  std::vector<stage_buffers> buffers_;
+  std::optional<optimizer_state<Exec, T>> optimizer_;
+  std::unique_ptr<workspace> scratch_;  // heap: run_exec_ points at it across moves
+  buffer<detail::step_record> record_;
+  T loss_host_ = T(0);
+};
+
+}  // namespace gpukit::nn
