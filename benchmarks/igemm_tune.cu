@@ -60,12 +60,39 @@ struct candidate {
 
 std::ofstream csv;
 
+/// run_igemm with another pipeline (k per stage BK, stages S) than the library's default.
+template <int BK, int S, class Map>
+void run_pipeline(const Map& map, const detail::igemm_config& c, float* partial, gpukit::stream_view s) {
+  switch (c.bm * 1000 + c.bn) {
+    case 128128: detail::launch_igemm_tile<128, 128, Map, BK, S>(map, c, partial, s); break;
+    case 128064: detail::launch_igemm_tile<128, 64, Map, BK, S>(map, c, partial, s); break;
+    case 64128: detail::launch_igemm_tile<64, 128, Map, BK, S>(map, c, partial, s); break;
+    case 64064: detail::launch_igemm_tile<64, 64, Map, BK, S>(map, c, partial, s); break;
+    default: detail::launch_igemm_tile<32, 64, Map, BK, S>(map, c, partial, s); break;
+  }
+  if (c.splits > 1)
+    gpukit::launch(detail::igemm_reduce_kernel<Map>, detail::grid_for(static_cast<std::size_t>(map.m) * map.n), s, map,
+                   static_cast<const float*>(partial), c.splits);
+}
+
+/// The pipelines compared with the default on the chosen tile (tf32x3).
+template <class Map>
+std::vector<std::pair<std::string, std::function<void(const detail::igemm_config&, float*, gpukit::stream_view)>>>
+pipelines(const Map& map) {
+  return {{"k16x3", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<16, 3>(map, c, p, s); }},
+          {"k16x4", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<16, 4>(map, c, p, s); }},
+          {"k32x3", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<32, 3>(map, c, p, s); }},
+          {"k32x4", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<32, 4>(map, c, p, s); }}};
+}
+
 using runner = std::function<void(const detail::igemm_config&, float* partial)>;
+using pipeline_list =
+    std::vector<std::pair<std::string, std::function<void(const detail::igemm_config&, float*, gpukit::stream_view)>>>;
 
 /// Times `run(config, partial)` for the chosen config and every tile x math x {cost-model
 /// split, 1}; `partial` holds what the config's split needs.
 void tune(gpukit::stream& s, const std::string& name, long long m, long long n, long long k,
-          const nn::path_target& t, const runner& run_with) {
+          const nn::path_target& t, const runner& run_with, const pipeline_list& variants) {
   gpukit::device_buffer<float> partial(1, s.view());
   const auto run = [&](const detail::igemm_config& c) {
     if (partial.size() < c.partial_floats(m, n)) partial = gpukit::device_buffer<float>(c.partial_floats(m, n), s.view());
@@ -90,11 +117,24 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
                      << (simt ? "simt" : "tf32x3") << "," << c.splits << "," << us << "\n";
         if (us < best.us) best = {c, us};
       }
+  std::string pipes;
+  for (const auto& variant : variants) {
+    const std::string& label = variant.first;
+    const auto& fn = variant.second;
+    if (partial.size() < chosen.partial_floats(m, n)) partial = gpukit::device_buffer<float>(chosen.partial_floats(m, n), s.view());
+    const double us = time_us(s, [&] { fn(chosen, partial.data(), s.view()); });
+    char text[64];
+    std::snprintf(text, sizeof text, " %s %.1f", label.c_str(), us);
+    pipes += text;
+    if (csv) csv << name << "," << m << "," << n << "," << k << "," << chosen.bm << "x" << chosen.bn << ",tf32x3-" << label
+                 << "," << chosen.splits << "," << us << "\n";
+  }
   const double flops = 2.0 * m * n * k;
   std::printf("%-34s %6lld x %7lld x %7lld | chosen %-40s %8.1f us %6.1f TF | best %-40s %8.1f us (%.2fx)\n",
               name.c_str(), m, n, k, chosen.describe().substr(chosen.describe().find(':') + 2).c_str(), chosen_us,
               flops / chosen_us / 1e6, best.c.describe().substr(best.c.describe().find(':') + 2).c_str(), best.us,
               chosen_us / best.us);
+  std::printf("    pipelines (chosen tile, us):%s\n", pipes.c_str());
   std::fflush(stdout);
 }
 
@@ -151,15 +191,15 @@ int main(int argc, char** argv) try {
           const long long pixels = static_cast<long long>(g.n) * g.oh * g.ow;
           const auto fprop = detail::make_fprop_map(g, x, w, b, y);
           tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); });
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); }, pipelines(fprop));
           const auto wgrad = detail::make_wgrad_map(g, y, x, dw, db, false);
           tune(s, tag + "conv wgrad", g.oc, g.kdim() + 1, pixels, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); });
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); }, pipelines(wgrad));
           if (st.needs_dx) {
             const detail::dgrad_phase ph = detail::make_dgrad_phase(g, 0, 0);
             const auto dgrad = detail::make_dgrad_map(g, ph, w, y, dx, nn::activation::none, nullptr);
             tune(s, tag + "conv dgrad (phase 0)", g.ic, ph.pixels(g.n), static_cast<long long>(g.oc) * ph.taps(), t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); });
+                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); }, pipelines(dgrad));
           }
         } else if (st.kind == nn::stage_kind::dense) {
           const detail::dense_geometry g = st.dense_geometry(batch);
@@ -174,18 +214,18 @@ int main(int argc, char** argv) try {
           f.m = g.n, f.n = g.out, f.k = g.in, f.a = x, f.a_m = g.in, f.a_k = 1, f.b = w, f.b_k = 1, f.b_n = g.in;
           f.c = y, f.c_m = g.out, f.bias = b;
           tune(s, tag + "dense forward", g.n, g.out, g.in, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(f, c, partial, s.view()); });
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(f, c, partial, s.view()); }, pipelines(f));
           detail::dense_wgrad_map mw;
           mw.m = g.out, mw.n = g.in + 1, mw.k = g.n, mw.a = y, mw.a_m = 1, mw.a_k = g.out, mw.b = x, mw.b_k = g.in,
           mw.b_n = 1, mw.ones_column = g.in, mw.c = dw, mw.c_m = g.in, mw.row_sum = db;
           tune(s, tag + "dense dw", g.out, g.in + 1LL, g.n, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mw, c, partial, s.view()); });
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mw, c, partial, s.view()); }, pipelines(mw));
           if (st.needs_dx) {
             detail::dense_dgrad_map mx;
             mx.m = g.n, mx.n = g.in, mx.k = g.out, mx.a = y, mx.a_m = g.out, mx.a_k = 1, mx.b = w, mx.b_k = g.in,
             mx.b_n = 1, mx.c = dx, mx.c_m = g.in;
             tune(s, tag + "dense dx", g.n, g.in, g.out, t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mx, c, partial, s.view()); });
+                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mx, c, partial, s.view()); }, pipelines(mx));
           }
         }
         s.synchronize();

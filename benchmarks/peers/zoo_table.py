@@ -18,7 +18,7 @@ def gpukit_medians(path):
     doc = json.load(open(path))
     out, flops = {}, {}
     for b in doc.get("benchmarks", []):
-        m = re.match(r"^zoo_(train|forward)_(\w+)/(\w+)/(.+)$", b.get("name", ""))
+        m = re.match(r"^zoo_(train|forward)_(\w+)/(\w+)/([^/]+)", b.get("name", ""))
         if not m or "median_us" not in b:
             continue
         kind, model, variant, size = m.groups()

@@ -3,4 +3,6 @@
 
 #include "gpukit/gpukit.hpp"
 #include "gpukit/core.cuh"
+#include "gpukit/fractal.cuh"
 #include "gpukit/nn.cuh"
+#include "gpukit/train.cuh"

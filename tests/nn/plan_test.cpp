@@ -17,6 +17,7 @@
 
 using namespace nn_test;
 namespace detail = gpukit::nn::detail;
+using invalid = std::invalid_argument;
 
 namespace {
 
@@ -45,7 +46,7 @@ TEST_CASE("fast_divmod divides like the hardware for every divisor size", "[nn][
       REQUIRE(r == n % d);
     }
   }
-  gpukit_test::bad_input<std::invalid_argument>("gpukit::nn::detail::fast_divmod", "'d'", "zero",
+  gpukit_test::bad_input<invalid>("gpukit::nn::detail::fast_divmod", "'d'", "zero",
                                                 [] { detail::fast_divmod f(0); }, {"= 0"});
 }
 
@@ -174,7 +175,7 @@ TEST_CASE("choose_dense_path: one block, split-K, the fused backward with Adam, 
   head.loss_head = true;
   CHECK(path(32, 128, 1, head).head_fused);
   CHECK_FALSE(path(256, 4096, 256, head).head_fused);
-  gpukit_test::bad_input<std::invalid_argument>("gpukit::nn::choose_dense_path", "weight matrix", "past 2^31 elements",
+  gpukit_test::bad_input<invalid>("gpukit::nn::choose_dense_path", "weight matrix", "past 2^31 elements",
                                                 [&] { (void)path(2, 70000, 70000); }, {"70000 x 70000"});
 }
 

@@ -16,12 +16,23 @@
 #include "gpukit/core/config.hpp"
 #include "gpukit/core/executor.hpp"
 
+namespace gpukit::detail {
+/// What a GPU-only stub returns: it converts to whatever the caller does with a GPU
+/// implementation's result, so that the stub's static_assert is the only error a call from
+/// a host-compiled file reports. Never defined: code that uses it does not compile anyway.
+struct gpu_only_result {
+  template <class T>
+  operator T() const;
+};
+}  // namespace gpukit::detail
+
 /// Declares `name(const cuda_executor&, ...)` as a template whose use is a static_assert
 /// naming the function. Use it in the `#else` branch of `#if defined(__CUDACC__)`.
 #define GPUKIT_GPU_ONLY_STUB(name)                                                                        \
   template <class... GpukitArgs>                                                                          \
-  void name(const ::gpukit::cuda_executor&, GpukitArgs&&...) {                                            \
+  ::gpukit::detail::gpu_only_result name(const ::gpukit::cuda_executor&, GpukitArgs&&...) {               \
     static_assert(::gpukit::detail::always_false<GpukitArgs...>,                                          \
                   "gpukit: " #name " is the GPU path, called from a file compiled by the host compiler; " \
                   "compile this file with nvcc (.cu)");                                                   \
+    return {};                                                                                            \
   }

@@ -11,7 +11,7 @@
 // and make_buffer<T>(exec, n) give the matching memory.
 //
 // Host-only: compiles with a plain C++17 compiler. A GPU op itself needs nvcc: calling one
-// from a host-compiled file is a compile error (see the ops' .cuh headers).
+// from a host-compiled file is a compile error saying so (see core/dispatch.hpp).
 #pragma once
 
 #include "gpukit/core/device.hpp"

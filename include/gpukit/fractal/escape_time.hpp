@@ -1,20 +1,27 @@
-// gpukit/fractal/escape_time.hpp — escape-time images on the CPU, and the plain reference.
+// gpukit/fractal/escape_time.hpp — escape-time images on either executor, and the plain
+// reference.
 //
 //   gpukit::fractal::scene s;                       // the seed article's scene by default
 //   std::vector<std::uint8_t> img(s.view.width * s.view.height);
 //   gpukit::fractal::escape_time(gpukit::cpu_executor{}, s, gpukit::make_host_span(img));
+//   gpukit::fractal::escape_time(gpukit::cuda_executor{stream}, s, device_img.span());   // nvcc
 //
-// The GPU path (gpukit/fractal/mandelbrot.cuh) takes the same scene and gives the same
-// counts, bit for bit, in every precision (the iteration is shared: iteration.hpp).
+// Both executors take the same scene and give the same counts, bit for bit, in every
+// precision (the iteration is shared: iteration.hpp). The front ends below check the
+// arguments once and call detail::*_impl on the executor (core/dispatch.hpp); the GPU
+// implementations are in mandelbrot.cuh, included from here when nvcc compiles.
 //
 // CPU path: OpenMP threads take rows dynamically (rows differ wildly in cost); each thread
 // walks its row in groups of 64 bytes of lanes (8 doubles or 16 floats) that iterate
 // together with masks, in loops the compiler vectorises for whatever the user's flags
 // allow (SSE2 by default, AVX2/AVX-512 with -march). Double-double runs pixel by pixel.
+// GPU path: see mandelbrot.cuh and gpu_strategy below.
 //
-// Host-only header: compiles with a plain C++17 compiler.
+// Host-compilable: compiles with a plain C++17 compiler; a GPU call from such a file is a
+// compile error saying that it needs nvcc.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/core/span.hpp"
 #include "gpukit/fractal/iteration.hpp"
@@ -23,11 +30,41 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 GPUKIT_STRICT_FP_BEGIN
 
 namespace gpukit::fractal {
+
+/// How the GPU path assigns pixels to threads. Every strategy gives the same counts (and
+/// the same iterations performed) as the CPU; only the speed differs.
+enum class gpu_strategy {
+  /// detail::choose_strategy's rule (mandelbrot.cuh), from the scene's iteration limit,
+  /// precision and extent.
+  automatic,
+  /// One thread per pixel, warps on 8 × 4 tiles (pixel_kernel). Nothing but the iteration:
+  /// the fastest when the counts of neighbouring pixels are alike or small.
+  per_pixel,
+  /// Two pixels per thread, interleaved (pair_kernel): hides FP64 latency when too few
+  /// warps are resident, at the cost of waiting for the slowest of 64 pixels.
+  pixel_pairs,
+  /// Idle lanes take new pixels while the others iterate (lane_refill_kernel): keeps the
+  /// lanes busy when counts differ wildly between neighbours, for the price of warp votes
+  /// and a divergent set-up phase every few iterations.
+  lane_refill,
+};
+
+inline const char* to_string(gpu_strategy g) noexcept {
+  switch (g) {
+    case gpu_strategy::automatic: return "automatic";
+    case gpu_strategy::per_pixel: return "per_pixel";
+    case gpu_strategy::pixel_pairs: return "pixel_pairs";
+    case gpu_strategy::lane_refill: return "lane_refill";
+  }
+  return "?";
+}
+
 namespace detail {
 
 template <class T>
@@ -192,49 +229,137 @@ void cpu_escape_rows(const cpu_executor& exec, const scene& s, Out* out) {
   }
 }
 
-}  // namespace detail
+inline void require_strategy(gpu_strategy g, const char* where) {
+  require(g == gpu_strategy::automatic || g == gpu_strategy::per_pixel || g == gpu_strategy::pixel_pairs ||
+              g == gpu_strategy::lane_refill,
+          where, "argument 'strategy' = " + std::to_string(static_cast<int>(g)) + " is not a gpu_strategy");
+}
 
-/// Escape-time image of `s` on the CPU: out[y·width + x] for pixel (x, y), row-major.
-/// Out: std::uint8_t, std::uint16_t (counts saturating at 255 / 65535, like the article's
-/// uint8 image), std::uint32_t (counts), float (the smooth count; max_iters inside the set).
-/// `out` must hold exactly width · height elements; the scene is validated first
-/// (std::invalid_argument naming the argument, nothing written). Returns when done.
+/// The checks escape_time and count_iterations share (before anything is written or queued).
 template <class Out>
-void escape_time(const cpu_executor& exec, const scene& s, host_span<Out> out) {
-  static_assert(detail::is_output_v<Out>, "gpukit::fractal::escape_time: Out must be uint8_t, uint16_t, uint32_t or float");
-  const char* where = "gpukit::fractal::escape_time";
-  detail::validate(s, where);
-  detail::require_output(s, out.size(), where);
+void check_escape_time(const scene& s, std::size_t out_size, const char* where) {
+  static_assert(is_output_v<Out>, "gpukit::fractal::escape_time: Out must be uint8_t, uint16_t, uint32_t or float");
+  validate(s, where);
+  require_output(s, out_size, where);
+}
+
+template <class Exec>
+constexpr void require_gpu_for_strategy() {
+  static_assert(is_gpu_executor_v<Exec>,
+                "gpukit::fractal: a gpu_strategy picks among the GPU's kernels; the CPU path takes none");
+}
+
+// --- the CPU path (one path: the strategy, always automatic here, is not used) -------------
+
+template <class Out>
+void escape_time_impl(const cpu_executor& exec, const scene& s, Out* out, gpu_strategy) {
   switch (s.prec) {
-    case precision::f32: detail::cpu_escape_rows<float>(exec, s, out.data()); break;
-    case precision::f64: detail::cpu_escape_rows<double>(exec, s, out.data()); break;
-    case precision::dd: detail::cpu_escape_rows<dd_real>(exec, s, out.data()); break;
+    case precision::f32: cpu_escape_rows<float>(exec, s, out); break;
+    case precision::f64: cpu_escape_rows<double>(exec, s, out); break;
+    case precision::dd: cpu_escape_rows<dd_real>(exec, s, out); break;
   }
 }
 
-/// The number of iterations the work-saving algorithm performs for each pixel (0 where an
-/// interior test decided, the detection point where periodicity did): what benchmarks
-/// count as iterations actually iterated. Same contract as escape_time.
-inline void count_iterations(const cpu_executor& exec, const scene& s, host_span<std::uint32_t> out) {
-  const char* where = "gpukit::fractal::count_iterations";
-  detail::validate(s, where);
-  detail::require_output(s, out.size(), where);
+inline void count_iterations_impl(const cpu_executor& exec, const scene& s, std::uint32_t* out, gpu_strategy) {
   const auto width = s.view.width;
   const auto height = static_cast<std::ptrdiff_t>(s.view.height);
-  std::uint32_t* data = out.data();
 #pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
   for (std::ptrdiff_t y = 0; y < height; ++y) {
     for (std::size_t x = 0; x < width; ++x) {
       const double kx = static_cast<double>(x), ky = static_cast<double>(y);
       escape_result r{};
       switch (s.prec) {
-        case precision::f32: r = detail::escape_pixel<false, float>(s, kx, ky); break;
-        case precision::f64: r = detail::escape_pixel<false, double>(s, kx, ky); break;
-        case precision::dd: r = detail::escape_pixel<false, dd_real>(s, kx, ky); break;
+        case precision::f32: r = escape_pixel<false, float>(s, kx, ky); break;
+        case precision::f64: r = escape_pixel<false, double>(s, kx, ky); break;
+        case precision::dd: r = escape_pixel<false, dd_real>(s, kx, ky); break;
       }
-      data[static_cast<std::size_t>(y) * width + x] = r.executed;
+      out[static_cast<std::size_t>(y) * width + x] = r.executed;
     }
   }
+}
+
+// --- the GPU path: defined in mandelbrot.cuh ------------------------------------------------
+
+#if defined(__CUDACC__)
+template <class Out>
+void escape_time_impl(const cuda_executor& exec, const scene& s, Out* out, gpu_strategy g);
+inline void count_iterations_impl(const cuda_executor& exec, const scene& s, std::uint32_t* out, gpu_strategy g);
+template <class T, class Out>
+void plain_escape_time_impl(const cuda_executor& exec, T min_x, T max_x, T min_y, T max_y, std::uint32_t max_iters,
+                            std::uint32_t width, std::uint32_t height, Out* out);
+#else
+GPUKIT_GPU_ONLY_STUB(escape_time_impl)
+GPUKIT_GPU_ONLY_STUB(count_iterations_impl)
+GPUKIT_GPU_ONLY_STUB(plain_escape_time_impl)
+#endif
+
+}  // namespace detail
+
+/// Escape-time image of `s`: out[y·width + x] for pixel (x, y), row-major, in the
+/// executor's memory (host_span for cpu_executor, device_span for cuda_executor).
+/// Out: std::uint8_t, std::uint16_t (counts saturating at 255 / 65535, like the article's
+/// uint8 image), std::uint32_t (counts), float (the smooth count; max_iters inside the set).
+/// `out` must hold exactly width · height elements; the scene is validated first
+/// (std::invalid_argument naming the argument, nothing written or queued). CPU: returns
+/// when done; GPU: queued on exec.stream(), returns without waiting.
+template <class Exec, class Out>
+void escape_time(const Exec& exec, const scene& s, span_for<Exec, Out> out) {
+  detail::check_escape_time<Out>(s, out.size(), "gpukit::fractal::escape_time");
+  detail::escape_time_impl(exec, s, out.data(), gpu_strategy::automatic);
+}
+
+/// escape_time on the GPU with the kernel `strategy` picks (the same image either way;
+/// leave it automatic unless measuring).
+template <class Exec, class Out>
+void escape_time(const Exec& exec, const scene& s, span_for<Exec, Out> out, gpu_strategy strategy) {
+  detail::require_gpu_for_strategy<Exec>();
+  const char* where = "gpukit::fractal::escape_time";
+  detail::check_escape_time<Out>(s, out.size(), where);
+  detail::require_strategy(strategy, where);
+  detail::escape_time_impl(exec, s, out.data(), strategy);
+}
+
+/// The number of iterations the work-saving algorithm performs for each pixel (0 where an
+/// interior test decided, the detection point where periodicity did): what benchmarks
+/// count as iterations actually iterated. The CPU and the GPU agree exactly, whatever the
+/// strategy. Same contract as escape_time.
+template <class Exec>
+void count_iterations(const Exec& exec, const scene& s, span_for<Exec, std::uint32_t> out) {
+  detail::check_escape_time<std::uint32_t>(s, out.size(), "gpukit::fractal::count_iterations");
+  detail::count_iterations_impl(exec, s, out.data(), gpu_strategy::automatic);
+}
+
+/// count_iterations on the GPU with the kernel `strategy` picks.
+template <class Exec>
+void count_iterations(const Exec& exec, const scene& s, span_for<Exec, std::uint32_t> out, gpu_strategy strategy) {
+  detail::require_gpu_for_strategy<Exec>();
+  const char* where = "gpukit::fractal::count_iterations";
+  detail::check_escape_time<std::uint32_t>(s, out.size(), where);
+  detail::require_strategy(strategy, where);
+  detail::count_iterations_impl(exec, s, out.data(), strategy);
+}
+
+/// The seed article's GPU algorithm — one thread per pixel of a 16 × 16 block, the complex
+/// step as written, no work-saving — over the bounds [min_x, max_x] × [min_y, max_y] in
+/// precision T (float or double). Kept as the yardstick for tests and benchmarks; use
+/// escape_time. Out: std::uint8_t (saturating, like the article's image) or std::uint32_t.
+/// GPU only (mandelbrot.cuh); queued on exec.stream().
+template <class T, class Out>
+void plain_escape_time(const cuda_executor& exec, double min_x, double max_x, double min_y, double max_y,
+                       std::uint32_t max_iters, std::size_t width, std::size_t height, device_span<Out> out) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "plain_escape_time: T must be float or double");
+  static_assert(std::is_same_v<Out, std::uint8_t> || std::is_same_v<Out, std::uint32_t>,
+                "plain_escape_time: Out must be uint8_t or uint32_t");
+  const char* where = "gpukit::fractal::plain_escape_time";
+  const viewport v = bounds_view(min_x, max_x, min_y, max_y, width, height);  // checks the bounds and sizes
+  scene s;
+  s.view = v;
+  s.max_iters = max_iters;
+  detail::validate(s, where);
+  detail::require_output(s, out.size(), where);
+  detail::plain_escape_time_impl(exec, static_cast<T>(min_x), static_cast<T>(max_x), static_cast<T>(min_y),
+                                 static_cast<T>(max_y), max_iters, static_cast<std::uint32_t>(width),
+                                 static_cast<std::uint32_t>(height), out.data());
 }
 
 namespace detail {
@@ -296,3 +421,7 @@ inline void reference_escape_time(const scene& s, host_span<std::uint32_t> out) 
 }  // namespace gpukit::fractal
 
 GPUKIT_STRICT_FP_END
+
+#if defined(__CUDACC__)
+#include "gpukit/fractal/mandelbrot.cuh"
+#endif

@@ -1,4 +1,7 @@
-// gpukit/fractal/mandelbrot.cuh — escape-time images on the GPU.
+// gpukit/fractal/mandelbrot.cuh — the GPU path of the fractal layer: the implementations
+// behind escape_time, count_iterations, plain_escape_time (escape_time.hpp), colourize and
+// render_rgb (supersample.hpp), which include this file themselves when nvcc compiles them;
+// including it directly is the same as including both.
 //
 //   gpukit::stream s;
 //   gpukit::fractal::scene sc;                                   // the seed article's scene
@@ -32,42 +35,12 @@
 #include "gpukit/fractal/supersample.hpp"
 
 #include <cstdint>
-#include <string>
-#include <type_traits>
 
-namespace gpukit::fractal {
+namespace gpukit::fractal::detail {
 
-/// How the GPU path assigns pixels to threads. Every strategy gives the same counts (and
-/// the same iterations performed) as the CPU; only the speed differs.
-enum class gpu_strategy {
-  /// detail::choose_strategy's rule, from the scene's iteration limit, precision and extent.
-  automatic,
-  /// One thread per pixel, warps on 8 × 4 tiles (pixel_kernel). Nothing but the iteration:
-  /// the fastest when the counts of neighbouring pixels are alike or small.
-  per_pixel,
-  /// Two pixels per thread, interleaved (pair_kernel): hides FP64 latency when too few
-  /// warps are resident, at the cost of waiting for the slowest of 64 pixels.
-  pixel_pairs,
-  /// Idle lanes take new pixels while the others iterate (lane_refill_kernel): keeps the
-  /// lanes busy when counts differ wildly between neighbours, for the price of warp votes
-  /// and a divergent set-up phase every few iterations.
-  lane_refill,
-};
-
-inline const char* to_string(gpu_strategy g) noexcept {
-  switch (g) {
-    case gpu_strategy::automatic: return "automatic";
-    case gpu_strategy::per_pixel: return "per_pixel";
-    case gpu_strategy::pixel_pairs: return "pixel_pairs";
-    case gpu_strategy::lane_refill: return "lane_refill";
-  }
-  return "?";
-}
-
-namespace detail {
-
-/// The automatic rule, from gpukit_bench's fractal cases on an H200 (every strategy timed on
-/// the same scenes in one run; time per call):
+/// The automatic rule (gpu_strategy::automatic, escape_time.hpp), from gpukit_bench's
+/// fractal cases on an H200 (every strategy timed on the same scenes in one run; time per
+/// call):
 ///
 /// - max_iters <= per_pixel_max_iters: per_pixel. A warp waits at most that many
 ///   iterations for its slowest pixel, while lane refill pays its votes and its divergent
@@ -156,45 +129,18 @@ void dispatch_escape_time(const cuda_executor& exec, const scene& s, Out* out, g
   }
 }
 
-inline void require_strategy(gpu_strategy g, const char* where) {
-  require(g == gpu_strategy::automatic || g == gpu_strategy::per_pixel || g == gpu_strategy::pixel_pairs ||
-              g == gpu_strategy::lane_refill,
-          where, "argument 'strategy' = " + std::to_string(static_cast<int>(g)) + " is not a gpu_strategy");
-}
-
-}  // namespace detail
-
-/// Escape-time image of `s` on the GPU: out[y·width + x] for pixel (x, y), row-major, in
-/// device memory. Out: std::uint8_t, std::uint16_t (saturating counts), std::uint32_t
-/// (counts), float (smooth count). `out` must hold width · height elements; the scene is
-/// validated first (std::invalid_argument, nothing written or queued). `strategy` picks the
-/// kernel (the same image either way; leave it automatic unless measuring). Queued on
-/// exec.stream(); returns without waiting.
+/// escape_time's GPU path (arguments checked by the front end in escape_time.hpp).
 template <class Out>
-void escape_time(const cuda_executor& exec, const scene& s, device_span<Out> out,
-                 gpu_strategy strategy = gpu_strategy::automatic) {
-  static_assert(detail::is_output_v<Out>, "gpukit::fractal::escape_time: Out must be uint8_t, uint16_t, uint32_t or float");
-  const char* where = "gpukit::fractal::escape_time";
-  detail::validate(s, where);
-  detail::require_output(s, out.size(), where);
-  detail::require_strategy(strategy, where);
-  detail::dispatch_escape_time<Out, false>(exec, s, out.data(), strategy);
+void escape_time_impl(const cuda_executor& exec, const scene& s, Out* out, gpu_strategy g) {
+  dispatch_escape_time<Out, false>(exec, s, out, g);
 }
 
-/// Iterations performed per pixel by the GPU path (see the CPU count_iterations; the two
-/// agree exactly, whatever the strategy). Same contract as escape_time.
-inline void count_iterations(const cuda_executor& exec, const scene& s, device_span<std::uint32_t> out,
-                             gpu_strategy strategy = gpu_strategy::automatic) {
-  const char* where = "gpukit::fractal::count_iterations";
-  detail::validate(s, where);
-  detail::require_output(s, out.size(), where);
-  detail::require_strategy(strategy, where);
-  detail::dispatch_escape_time<std::uint32_t, true>(exec, s, out.data(), strategy);
+/// count_iterations' GPU path: the same kernels, counting the iterations performed.
+inline void count_iterations_impl(const cuda_executor& exec, const scene& s, std::uint32_t* out, gpu_strategy g) {
+  dispatch_escape_time<std::uint32_t, true>(exec, s, out, g);
 }
 
 // --- the article's kernel, for comparison ---------------------------------------------------
-
-namespace detail {
 
 /// The article's mandel(): written as plainly as the Python, compiled with nvcc's defaults
 /// (which fuse multiply-adds, so a few counts differ from the exactly rounded ones).
@@ -232,34 +178,15 @@ __global__ void plain_kernel(T min_x, T max_x, T min_y, T max_y, Out* image, std
   }
 }
 
-}  // namespace detail
-
-/// The seed article's GPU algorithm — one thread per pixel of a 16 × 16 block, the complex
-/// step as written, no work-saving — over the bounds [min_x, max_x] × [min_y, max_y] in
-/// precision T (float or double). Kept as the yardstick for tests and benchmarks; use
-/// escape_time. Out: std::uint8_t (saturating, like the article's image) or std::uint32_t.
+/// plain_escape_time's GPU path (arguments checked by the front end in escape_time.hpp).
 template <class T, class Out>
-void plain_escape_time(const cuda_executor& exec, double min_x, double max_x, double min_y, double max_y,
-                       std::uint32_t max_iters, std::size_t width, std::size_t height, device_span<Out> out) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "plain_escape_time: T must be float or double");
-  static_assert(std::is_same_v<Out, std::uint8_t> || std::is_same_v<Out, std::uint32_t>,
-                "plain_escape_time: Out must be uint8_t or uint32_t");
-  const char* where = "gpukit::fractal::plain_escape_time";
-  const viewport v = bounds_view(min_x, max_x, min_y, max_y, width, height);  // checks the bounds and sizes
-  scene s;
-  s.view = v;
-  s.max_iters = max_iters;
-  detail::validate(s, where);
-  detail::require_output(s, out.size(), where);
+void plain_escape_time_impl(const cuda_executor& exec, T min_x, T max_x, T min_y, T max_y, std::uint32_t max_iters,
+                            std::uint32_t width, std::uint32_t height, Out* out) {
   const launch_config cfg = config_for_image(width, height, dim3(16, 16));
-  launch(detail::plain_kernel<T, Out>, cfg, exec.stream(), static_cast<T>(min_x), static_cast<T>(max_x),
-         static_cast<T>(min_y), static_cast<T>(max_y), out.data(), static_cast<std::uint32_t>(width),
-         static_cast<std::uint32_t>(height), max_iters);
+  launch(plain_kernel<T, Out>, cfg, exec.stream(), min_x, max_x, min_y, max_y, out, width, height, max_iters);
 }
 
 // --- colour ---------------------------------------------------------------------------------
-
-namespace detail {
 
 static __global__ void colourize_kernel(device_span<const float> smooth, std::uint32_t max_iters, palette p,
                                  device_span<rgb8> out) {
@@ -274,30 +201,21 @@ __global__ void render_rgb_kernel(const scene s, palette p, std::uint32_t aa, rg
   out[static_cast<std::size_t>(y) * s.view.width + x] = supersampled_pixel<T>(s, p, aa, x, y);
 }
 
-}  // namespace detail
-
-/// out[i] = colour_of(smooth[i], max_iters, p) on the GPU. Sizes must agree.
-inline void colourize(const cuda_executor& exec, device_span<const float> smooth, std::uint32_t max_iters, palette p,
-                      device_span<rgb8> out) {
-  detail::check_colourize(smooth.size(), out.size(), max_iters, p);
-  const launch_config cfg = config_for_elements(out.size(), detail::colourize_kernel);
-  launch(detail::colourize_kernel, cfg, exec.stream(), smooth, max_iters, p, out);
+/// colourize's GPU path: one thread per element (grid-stride).
+inline void colourize_impl(const cuda_executor& exec, device_span<const float> smooth, std::uint32_t max_iters,
+                           palette p, device_span<rgb8> out) {
+  const launch_config cfg = config_for_elements(out.size(), colourize_kernel);
+  launch(colourize_kernel, cfg, exec.stream(), smooth, max_iters, p, out);
 }
 
-/// The coloured image of `s` with aa × aa samples per pixel (aa in [1, 16]) on the GPU (see
-/// supersample.hpp for the sample positions). One thread per pixel.
-inline void render_rgb(const cuda_executor& exec, const scene& s, palette p, std::uint32_t aa, device_span<rgb8> out) {
-  const char* where = "gpukit::fractal::render_rgb";
-  detail::validate(s, where);
-  detail::require_palette(p, where);
-  detail::require_supersampling(aa, where);
-  detail::require_output(s, out.size(), where);
+/// render_rgb's GPU path: one thread per pixel (see supersample.hpp for the sample positions).
+inline void render_rgb_impl(const cuda_executor& exec, const scene& s, palette p, std::uint32_t aa, rgb8* out) {
   const launch_config cfg = config_for_image(s.view.width, s.view.height, dim3(16, 16));
   switch (s.prec) {
-    case precision::f32: launch(detail::render_rgb_kernel<float>, cfg, exec.stream(), s, p, aa, out.data()); break;
-    case precision::f64: launch(detail::render_rgb_kernel<double>, cfg, exec.stream(), s, p, aa, out.data()); break;
-    case precision::dd: launch(detail::render_rgb_kernel<dd_real>, cfg, exec.stream(), s, p, aa, out.data()); break;
+    case precision::f32: launch(render_rgb_kernel<float>, cfg, exec.stream(), s, p, aa, out); break;
+    case precision::f64: launch(render_rgb_kernel<double>, cfg, exec.stream(), s, p, aa, out); break;
+    case precision::dd: launch(render_rgb_kernel<dd_real>, cfg, exec.stream(), s, p, aa, out); break;
   }
 }
 
-}  // namespace gpukit::fractal
+}  // namespace gpukit::fractal::detail

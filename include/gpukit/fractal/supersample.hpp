@@ -1,17 +1,21 @@
-// gpukit/fractal/supersample.hpp — coloured images on the CPU: colouring a smooth-count
-// image, and rendering with N × N supersampling (anti-aliasing).
+// gpukit/fractal/supersample.hpp — coloured images on either executor: colouring a
+// smooth-count image, and rendering with N × N supersampling (anti-aliasing).
 //
 // Supersampling: pixel (x, y) takes the samples at x + (2i + 1 − N)/(2N), y + (2j + 1 − N)/(2N)
 // for i, j in [0, N) — a regular grid centred on the pixel's own coordinate, so N = 1 gives
 // exactly the unsupersampled image — colours each sample and averages the colours.
 //
-// The GPU versions are in gpukit/fractal/mandelbrot.cuh. Colours computed on the CPU and on
-// the GPU may differ by one step per channel (the logarithms of the smooth count are not
-// correctly rounded on either side); the counts underneath are identical.
+// The front ends check the arguments and call detail::*_impl on the executor
+// (core/dispatch.hpp); the GPU implementations are in gpukit/fractal/mandelbrot.cuh,
+// included from here when nvcc compiles. Colours computed on the CPU and on the GPU may
+// differ by one step per channel (the logarithms of the smooth count are not correctly
+// rounded on either side); the counts underneath are identical.
 //
-// Host-only header: compiles with a plain C++17 compiler.
+// Host-compilable: compiles with a plain C++17 compiler; a GPU call from such a file is a
+// compile error saying that it needs nvcc.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/core/span.hpp"
 #include "gpukit/fractal/colour.hpp"
@@ -70,42 +74,76 @@ inline void check_colourize(std::size_t smooth_size, std::size_t out_size, std::
   require(max_iters >= 1, where, "argument 'max_iters' = 0 must be >= 1");
 }
 
-}  // namespace detail
+/// The checks render_rgb's paths share (before anything is written or queued).
+inline void check_render_rgb(const scene& s, palette p, std::uint32_t aa, std::size_t out_size) {
+  const char* where = "gpukit::fractal::render_rgb";
+  validate(s, where);
+  require_palette(p, where);
+  require_supersampling(aa, where);
+  require_output(s, out_size, where);
+}
 
-/// out[i] = colour_of(smooth[i], max_iters, p) on the CPU. Sizes must agree
-/// (std::invalid_argument otherwise, nothing written).
-inline void colourize(const cpu_executor& exec, host_span<const float> smooth, std::uint32_t max_iters, palette p,
-                      host_span<rgb8> out) {
-  detail::check_colourize(smooth.size(), out.size(), max_iters, p);
+// --- the CPU path ---------------------------------------------------------------------------
+
+inline void colourize_impl(const cpu_executor& exec, host_span<const float> smooth, std::uint32_t max_iters, palette p,
+                           host_span<rgb8> out) {
   const auto n = static_cast<std::ptrdiff_t>(out.size());
 #pragma omp parallel for num_threads(exec.threads()) schedule(static)
   for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = colour_of(smooth[i], max_iters, p);
 }
 
-/// The coloured image of `s` with aa × aa samples per pixel (aa in [1, 16]) on the CPU,
-/// row-major. `out` must hold width · height pixels; everything is validated first.
-inline void render_rgb(const cpu_executor& exec, const scene& s, palette p, std::uint32_t aa, host_span<rgb8> out) {
-  const char* where = "gpukit::fractal::render_rgb";
-  detail::validate(s, where);
-  detail::require_palette(p, where);
-  detail::require_supersampling(aa, where);
-  detail::require_output(s, out.size(), where);
+inline void render_rgb_impl(const cpu_executor& exec, const scene& s, palette p, std::uint32_t aa, rgb8* out) {
   const auto width = static_cast<std::uint32_t>(s.view.width);
   const auto height = static_cast<std::ptrdiff_t>(s.view.height);
-  rgb8* data = out.data();
 #pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
   for (std::ptrdiff_t y = 0; y < height; ++y) {
     for (std::uint32_t x = 0; x < width; ++x) {
       const auto yy = static_cast<std::uint32_t>(y);
       rgb8 c{};
       switch (s.prec) {
-        case precision::f32: c = detail::supersampled_pixel<float>(s, p, aa, x, yy); break;
-        case precision::f64: c = detail::supersampled_pixel<double>(s, p, aa, x, yy); break;
-        case precision::dd: c = detail::supersampled_pixel<dd_real>(s, p, aa, x, yy); break;
+        case precision::f32: c = supersampled_pixel<float>(s, p, aa, x, yy); break;
+        case precision::f64: c = supersampled_pixel<double>(s, p, aa, x, yy); break;
+        case precision::dd: c = supersampled_pixel<dd_real>(s, p, aa, x, yy); break;
       }
-      data[static_cast<std::size_t>(y) * width + x] = c;
+      out[static_cast<std::size_t>(y) * width + x] = c;
     }
   }
 }
 
+// --- the GPU path: defined in mandelbrot.cuh ------------------------------------------------
+
+#if defined(__CUDACC__)
+inline void colourize_impl(const cuda_executor& exec, device_span<const float> smooth, std::uint32_t max_iters,
+                           palette p, device_span<rgb8> out);
+inline void render_rgb_impl(const cuda_executor& exec, const scene& s, palette p, std::uint32_t aa, rgb8* out);
+#else
+GPUKIT_GPU_ONLY_STUB(colourize_impl)
+GPUKIT_GPU_ONLY_STUB(render_rgb_impl)
+#endif
+
+}  // namespace detail
+
+/// out[i] = colour_of(smooth[i], max_iters, p), in the executor's memory (host_span for
+/// cpu_executor, device_span for cuda_executor). Sizes must agree (std::invalid_argument
+/// otherwise, nothing written). GPU: queued on exec.stream().
+template <class Exec>
+void colourize(const Exec& exec, span_for<Exec, const float> smooth, std::uint32_t max_iters, palette p,
+               span_for<Exec, rgb8> out) {
+  detail::check_colourize(smooth.size(), out.size(), max_iters, p);
+  detail::colourize_impl(exec, smooth, max_iters, p, out);
+}
+
+/// The coloured image of `s` with aa × aa samples per pixel (aa in [1, 16]), row-major, in
+/// the executor's memory. `out` must hold width · height pixels; everything is validated
+/// first. CPU: OpenMP over rows; GPU: one thread per pixel, queued on exec.stream().
+template <class Exec>
+void render_rgb(const Exec& exec, const scene& s, palette p, std::uint32_t aa, span_for<Exec, rgb8> out) {
+  detail::check_render_rgb(s, p, aa, out.size());
+  detail::render_rgb_impl(exec, s, p, aa, out.data());
+}
+
 }  // namespace gpukit::fractal
+
+#if defined(__CUDACC__)
+#include "gpukit/fractal/mandelbrot.cuh"
+#endif

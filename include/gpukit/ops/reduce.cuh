@@ -44,7 +44,7 @@ auto reduction_input(const load_transformed<T, F>& g) {
 }
 
 template <class A, class R, class Op, class G>
-void reduce_into(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* result) {
+void reduce_impl(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* result) {
   const auto input = reduction_input(r.g);
   cub_with_temp_storage(exec, "cub::DeviceReduce::Reduce", [&](void* temp, std::size_t& bytes) {
     return cub::DeviceReduce::Reduce(temp, bytes, input, result, r.n, r.op, r.init, exec.stream().value());
@@ -52,7 +52,7 @@ void reduce_into(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* 
 }
 
 template <class T>
-void arg_extreme_into(const cuda_executor& exec, device_span<const T> x, bool want_max, value_index_pair<T>* result) {
+void arg_extreme_impl(const cuda_executor& exec, device_span<const T> x, bool want_max, value_index_pair<T>* result) {
   const auto n = static_cast<std::int64_t>(x.size());
   // CUB writes the two fields; zeroing the pair first defines its padding bytes too (4 for
   // 32-bit T), so copying the whole pair never reads uninitialised memory (initcheck).

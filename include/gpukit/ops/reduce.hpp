@@ -19,6 +19,7 @@
 // - transform_reduce's op must be associative and commutative (values are regrouped).
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/ops/detail/arguments.hpp"
 #include "gpukit/ops/detail/numeric.hpp"
@@ -51,12 +52,12 @@ reduction<A, R, Op, G> make_reduction(std::int64_t n, R init, Op op, G g) {
 }
 
 template <class A, class R, class Op, class G>
-void reduce_into(const cpu_executor& exec, const reduction<A, R, Op, G>& r, R* result) {
+void reduce_impl(const cpu_executor& exec, const reduction<A, R, Op, G>& r, R* result) {
   *result = reduce_impl_cpu<A>(exec, r.n, r.init, r.op, r.g);
 }
 
 template <class T>
-void arg_extreme_into(const cpu_executor& exec, host_span<const T> x, bool want_max, value_index_pair<T>* result) {
+void arg_extreme_impl(const cpu_executor& exec, host_span<const T> x, bool want_max, value_index_pair<T>* result) {
   const auto n = static_cast<std::int64_t>(x.size());
   const T* p = x.data();
   // Ties go to the lower index, which makes the op commutative as the CPU fold requires.
@@ -74,20 +75,12 @@ void arg_extreme_into(const cpu_executor& exec, host_span<const T> x, bool want_
 #if defined(__CUDACC__)
 // Defined in reduce.cuh; declared here so the calls below find them.
 template <class A, class R, class Op, class G>
-void reduce_into(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* result);
+void reduce_impl(const cuda_executor& exec, const reduction<A, R, Op, G>& r, R* result);
 template <class T>
-void arg_extreme_into(const cuda_executor& exec, device_span<const T> x, bool want_max, value_index_pair<T>* result);
+void arg_extreme_impl(const cuda_executor& exec, device_span<const T> x, bool want_max, value_index_pair<T>* result);
 #else
-template <class A, class R, class Op, class G>
-void reduce_into(const cuda_executor&, const reduction<A, R, Op, G>&, R*) {
-  static_assert(always_false<R, Op>,
-                "gpukit: a GPU op called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-}
-template <class T>
-void arg_extreme_into(const cuda_executor&, device_span<const T>, bool, value_index_pair<T>*) {
-  static_assert(always_false<T>,
-                "gpukit: a GPU op called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-}
+GPUKIT_GPU_ONLY_STUB(reduce_impl)
+GPUKIT_GPU_ONLY_STUB(arg_extreme_impl)
 #endif
 
 /// Runs a reduction and brings the value to the host (waiting for the stream on the GPU,
@@ -97,7 +90,7 @@ R reduce_to_host(const Exec& exec, const char* op, const reduction<A, R, Op, G>&
   if constexpr (is_gpu_executor_v<Exec>) {
     return in_operation(op, [&] {
       device_buffer<R> d(1, exec.stream());
-      reduce_into(exec, r, d.data());
+      reduce_impl(exec, r, d.data());
       R value;
       GPUKIT_CUDA_TRY(cudaMemcpyAsync(&value, d.data(), sizeof(R), cudaMemcpyDeviceToHost, exec.stream()));
       exec.synchronize();
@@ -105,7 +98,7 @@ R reduce_to_host(const Exec& exec, const char* op, const reduction<A, R, Op, G>&
     });
   } else {
     R value;
-    reduce_into(exec, r, &value);
+    reduce_impl(exec, r, &value);
     return value;
   }
 }
@@ -130,7 +123,7 @@ void require_result_apart(const char* op, Result& result, const char* name, cons
 template <class Exec, class A, class R, class Op, class G, class Result>
 void reduce_async(const Exec& exec, const char* op, const reduction<A, R, Op, G>& r, Result&& result) {
   auto out = async_result<Exec, R>(op, result);
-  reduce_into(exec, r, out.data());
+  reduce_impl(exec, r, out.data());
 }
 
 template <class X>
@@ -338,7 +331,7 @@ auto arg_extreme_to_host(const Exec& exec, const char* op, const X& x, bool want
   if constexpr (is_gpu_executor_v<Exec>) {
     return in_operation(op, [&] {
       device_buffer<value_index_pair<T>> d(1, exec.stream());
-      arg_extreme_into(exec, s, want_max, d.data());
+      arg_extreme_impl(exec, s, want_max, d.data());
       value_index_pair<T> v;
       GPUKIT_CUDA_TRY(cudaMemcpyAsync(&v, d.data(), sizeof v, cudaMemcpyDeviceToHost, exec.stream()));
       exec.synchronize();
@@ -346,7 +339,7 @@ auto arg_extreme_to_host(const Exec& exec, const char* op, const X& x, bool want
     });
   } else {
     value_index_pair<T> v;
-    arg_extreme_into(exec, s, want_max, &v);
+    arg_extreme_impl(exec, s, want_max, &v);
     return v;
   }
 }
@@ -357,7 +350,7 @@ void arg_extreme_async(const Exec& exec, const char* op, const X& x, bool want_m
   require(!s.empty(), op, "argument 'x' is empty: the extreme of no elements is undefined");
   auto out = async_result<Exec, value_index_pair<T>>(op, result);
   require_result_apart<Exec>(op, result, "x", x);
-  arg_extreme_into(exec, s, want_max, out.data());
+  arg_extreme_impl(exec, s, want_max, out.data());
 }
 }  // namespace detail
 

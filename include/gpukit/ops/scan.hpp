@@ -9,6 +9,7 @@
 // cuda_executor: cub::DeviceScan on the stream, returns at once.
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/ops/detail/arguments.hpp"
 #include "gpukit/ops/functors.hpp"
@@ -81,11 +82,7 @@ void scan_impl(const cpu_executor& exec, host_span<const T> in, host_span<T> out
 template <class T, class Op>
 void scan_impl(const cuda_executor& exec, device_span<const T> in, device_span<T> out, Op op, bool exclusive, T init);
 #else
-template <class T, class Op>
-void scan_impl(const cuda_executor&, device_span<const T>, device_span<T>, Op, bool, T) {
-  static_assert(always_false<T, Op>,
-                "gpukit: a GPU op called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-}
+GPUKIT_GPU_ONLY_STUB(scan_impl)
 #endif
 
 template <class Exec, class In, class Out, class Op>

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "gpukit/core/config.hpp"
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/ops/detail/arguments.hpp"
 
@@ -59,17 +60,9 @@ void transform_impl(const cuda_executor& exec, device_span<T> out, F f, device_s
 template <class T, class G>
 void generate_impl(const cuda_executor& exec, device_span<T> out, G g);
 #else
-// A host-compiled file cannot launch kernels: make that a compile error with a reason.
-template <class T, class F, class... U>
-void transform_impl(const cuda_executor&, device_span<T>, F, device_span<const U>...) {
-  static_assert(always_false<T, F>,
-                "gpukit: a GPU op called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-}
-template <class T, class G>
-void generate_impl(const cuda_executor&, device_span<T>, G) {
-  static_assert(always_false<T, G>,
-                "gpukit: a GPU op called from a file compiled by the host compiler; compile it with nvcc (.cu)");
-}
+// A host-compiled file cannot launch kernels: a compile error saying so (core/dispatch.hpp).
+GPUKIT_GPU_ONLY_STUB(transform_impl)
+GPUKIT_GPU_ONLY_STUB(generate_impl)
 #endif
 
 /// The front end every elementwise op shares: normalise the arguments, check them (the

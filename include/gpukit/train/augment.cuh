@@ -45,24 +45,20 @@ __global__ void __launch_bounds__(augment_threads)
   }
 }
 
-}  // namespace detail
-
-inline void augment_batch(const cuda_executor& exec, device_span<const std::uint8_t> images, std::size_t width,
-                          std::size_t height, std::size_t channels, device_span<const std::uint32_t> rows,
-                          device_span<const sample_map> maps, float scale, device_span<float> out) {
-  detail::check_augment_batch(images, width, height, channels, rows.size(), maps.size(), out.size());
-  gpukit::detail::require(rows.size() <= 0xffffffffu, "gpukit::train::augment_batch",
-                          "argument 'rows' has " + std::to_string(rows.size()) + " entries, more than 2^32 - 1");
+inline void augment_batch_impl(const cuda_executor& exec, device_span<const std::uint8_t> images, std::size_t width,
+                               std::size_t height, std::size_t channels, device_span<const std::uint32_t> rows,
+                               device_span<const sample_map> maps, float scale, device_span<float> out) {
   if (rows.empty()) return;
   const std::size_t plane = width * height;
   launch_config cfg;
-  cfg.block = dim3(detail::augment_threads);
-  cfg.grid = dim3(static_cast<unsigned>(std::min<std::size_t>((plane + detail::augment_threads - 1) / detail::augment_threads, 1u << 16)),
+  cfg.block = dim3(augment_threads);
+  cfg.grid = dim3(static_cast<unsigned>(std::min<std::size_t>((plane + augment_threads - 1) / augment_threads, 1u << 16)),
                   static_cast<unsigned>(std::min<std::size_t>(rows.size(), 65535)));
-  const auto kernel = maps.empty() ? &detail::augment_kernel<false> : &detail::augment_kernel<true>;
+  const auto kernel = maps.empty() ? &augment_kernel<false> : &augment_kernel<true>;
   launch(kernel, cfg, exec.stream(), images.data(), static_cast<int>(width), static_cast<int>(height),
          static_cast<int>(channels), rows.data(), maps.empty() ? nullptr : maps.data(),
          static_cast<unsigned>(rows.size()), scale, out.data());
 }
 
+}  // namespace detail
 }  // namespace gpukit::train

@@ -33,6 +33,7 @@
 #pragma once
 
 #include "gpukit/core/config.hpp"
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/core/span.hpp"
@@ -187,19 +188,14 @@ void check_augment_batch(span<const std::uint8_t, S> images, std::size_t width, 
   gpukit::detail::require(out == rows * image_bytes, where,
                           "argument 'out' has " + std::to_string(out) + " elements, " + std::to_string(rows) +
                               " images of " + std::to_string(image_bytes) + " need " + std::to_string(rows * image_bytes));
+  gpukit::detail::require(rows <= 0xffffffffu, where,
+                          "argument 'rows' has " + std::to_string(rows) + " entries, more than 2^32 - 1");
 }
 
-}  // namespace detail
-
-/// out (rows.size() × channels × height × width floats, NCHW) = image rows[i] of `images`
-/// (NHWC, whole images) sampled through maps[i] and rescaled by `scale`; with `maps` empty,
-/// rescale only. Every rows[i] must be below the number of images (checked here on the
-/// CPU; on the GPU the indices are device memory and the caller guarantees it). `out`
-/// must not overlap the other arguments. GPU: queued on the executor's stream.
-inline void augment_batch(const cpu_executor& exec, host_span<const std::uint8_t> images, std::size_t width,
-                          std::size_t height, std::size_t channels, host_span<const std::uint32_t> rows,
-                          host_span<const sample_map> maps, float scale, host_span<float> out) {
-  detail::check_augment_batch(images, width, height, channels, rows.size(), maps.size(), out.size());
+/// The CPU path. The row indices are host memory here, so it checks each one too.
+inline void augment_batch_impl(const cpu_executor& exec, host_span<const std::uint8_t> images, std::size_t width,
+                               std::size_t height, std::size_t channels, host_span<const std::uint32_t> rows,
+                               host_span<const sample_map> maps, float scale, host_span<float> out) {
   const std::size_t image_bytes = width * height * channels, count = images.size() / image_bytes;
   for (std::size_t i = 0; i < rows.size(); ++i)
     gpukit::detail::require(rows[i] < count, "gpukit::train::augment_batch",
@@ -223,10 +219,30 @@ inline void augment_batch(const cpu_executor& exec, host_span<const std::uint8_t
 }
 
 #if defined(__CUDACC__)
-inline void augment_batch(const cuda_executor& exec, device_span<const std::uint8_t> images, std::size_t width,
-                   std::size_t height, std::size_t channels, device_span<const std::uint32_t> rows,
-                   device_span<const sample_map> maps, float scale, device_span<float> out);
+// Defined in augment.cuh.
+inline void augment_batch_impl(const cuda_executor& exec, device_span<const std::uint8_t> images, std::size_t width,
+                               std::size_t height, std::size_t channels, device_span<const std::uint32_t> rows,
+                               device_span<const sample_map> maps, float scale, device_span<float> out);
+#else
+GPUKIT_GPU_ONLY_STUB(augment_batch_impl)
 #endif
+
+}  // namespace detail
+
+/// out (rows.size() × channels × height × width floats, NCHW) = image rows[i] of `images`
+/// (NHWC, whole images) sampled through maps[i] and rescaled by `scale`; with `maps` empty,
+/// rescale only. Every span is memory of the executor (host_span for cpu_executor,
+/// device_span for cuda_executor). Every rows[i] must be below the number of images
+/// (checked here on the CPU; on the GPU the indices are device memory and the caller
+/// guarantees it). `out` must not overlap the other arguments. GPU: queued on the
+/// executor's stream.
+template <class Exec>
+void augment_batch(const Exec& exec, span_for<Exec, const std::uint8_t> images, std::size_t width, std::size_t height,
+                   std::size_t channels, span_for<Exec, const std::uint32_t> rows, span_for<Exec, const sample_map> maps,
+                   float scale, span_for<Exec, float> out) {
+  detail::check_augment_batch(images, width, height, channels, rows.size(), maps.size(), out.size());
+  detail::augment_batch_impl(exec, images, width, height, channels, rows, maps, scale, out);
+}
 
 }  // namespace gpukit::train
 

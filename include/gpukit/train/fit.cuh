@@ -101,9 +101,8 @@ inline evaluation evaluate_on(nn::sequential<cuda_executor>& model, device_loade
   return {m.loss(), m.accuracy()};
 }
 
-inline evaluation evaluate_gpu(nn::sequential<cuda_executor>& model, const image_set& set, std::size_t batch,
-                               float rescale) {
-  const cuda_executor& exec = model.executor();
+inline evaluation evaluate_impl(const cuda_executor& exec, nn::sequential<cuda_executor>& model, const image_set& set,
+                                std::size_t batch, float rescale) {
   device_loader in(exec, set, batch, model.output_shape().features());
   nn::device_tensor x(model.input_shape(batch), exec.stream());
   device_metrics sums(exec.stream());
@@ -189,7 +188,8 @@ class device_trainer {
 
 namespace gpukit::train::detail {
 
-inline history fit_gpu(nn::sequential<cuda_executor>& model, const image_set& train, const fit_options& o) {
+inline history fit_impl(const cuda_executor&, nn::sequential<cuda_executor>& model, const image_set& train,
+                        const fit_options& o) {
   device_trainer trainer(model, train, o);
   std::optional<device_loader> val_in;
   if (o.validation) val_in.emplace(model.executor(), *o.validation, o.batch_size, model.output_shape().features(), o.data);
@@ -208,9 +208,8 @@ inline history fit_gpu(nn::sequential<cuda_executor>& model, const image_set& tr
   return h;
 }
 
-inline std::vector<float> predict_gpu(nn::sequential<cuda_executor>& model, host_span<const std::uint8_t> pixels,
-                                      float rescale) {
-  const cuda_executor& exec = model.executor();
+inline std::vector<float> predict_impl(const cuda_executor& exec, nn::sequential<cuda_executor>& model,
+                                       host_span<const std::uint8_t> pixels, float rescale) {
   const nn::shape4 in_shape = model.input_shape();
   const std::size_t count = pixels.size() / in_shape.features(), b = model.max_batch();
   const std::size_t f = model.output_shape().features();

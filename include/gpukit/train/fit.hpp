@@ -31,9 +31,11 @@
 // the model compiled with max_batch >= batch_size and an input shape of (channels, height,
 // width) of the set; labels of 0 or 1 for a model with one output, class indices below k
 // for k outputs (targets one-hot); options in range.
-// Host-compilable (the CPU path); the GPU path is in fit.cuh, included from here under nvcc.
+// Host-compilable (the CPU path); the GPU path is in fit.cuh, included from here under nvcc
+// (core/dispatch.hpp: a GPU model in a host-compiled file is a compile error saying so).
 #pragma once
 
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/sequential.hpp"
@@ -237,7 +239,8 @@ inline evaluation evaluate_cpu(nn::sequential<cpu_executor>& model, const image_
   return {m.loss(), m.accuracy()};
 }
 
-inline history fit_cpu(nn::sequential<cpu_executor>& model, const image_set& train, const fit_options& o) {
+inline history fit_impl(const cpu_executor&, nn::sequential<cpu_executor>& model, const image_set& train,
+                        const fit_options& o) {
   const std::size_t b = o.batch_size, n = train.count, f = model.output_shape().features();
   const std::size_t features = train.image_bytes();
   const float threshold = decision_threshold(model.loss_function());
@@ -268,8 +271,15 @@ inline history fit_cpu(nn::sequential<cpu_executor>& model, const image_set& tra
   return h;
 }
 
-inline std::vector<float> predict_cpu(nn::sequential<cpu_executor>& model, host_span<const std::uint8_t> pixels,
-                                      float rescale) {
+inline evaluation evaluate_impl(const cpu_executor&, nn::sequential<cpu_executor>& model, const image_set& set,
+                               std::size_t batch, float rescale) {
+  nn::host_tensor<float> x(model.input_shape(batch));
+  std::vector<float> y(batch * model.output_shape().features());
+  return evaluate_cpu(model, set, batch, rescale, x, y);
+}
+
+inline std::vector<float> predict_impl(const cpu_executor&, nn::sequential<cpu_executor>& model,
+                                       host_span<const std::uint8_t> pixels, float rescale) {
   const nn::shape4 in = model.input_shape();
   const std::size_t image_bytes = in.features(), count = pixels.size() / image_bytes, b = model.max_batch();
   const std::size_t f = model.output_shape().features();
@@ -304,29 +314,27 @@ void check_fit(const nn::sequential<Exec>& model, const image_set& train, const 
   }
 }
 
-}  // namespace detail
-
 #if defined(__CUDACC__)
-namespace detail {
-inline history fit_gpu(nn::sequential<cuda_executor>& model, const image_set& train, const fit_options& o);
-inline evaluation evaluate_gpu(nn::sequential<cuda_executor>& model, const image_set& set, std::size_t batch, float rescale);
-inline std::vector<float> predict_gpu(nn::sequential<cuda_executor>& model, host_span<const std::uint8_t> pixels, float rescale);
-}  // namespace detail
+// Defined in fit.cuh.
+inline history fit_impl(const cuda_executor& exec, nn::sequential<cuda_executor>& model, const image_set& train,
+                        const fit_options& o);
+inline evaluation evaluate_impl(const cuda_executor& exec, nn::sequential<cuda_executor>& model, const image_set& set,
+                                std::size_t batch, float rescale);
+inline std::vector<float> predict_impl(const cuda_executor& exec, nn::sequential<cuda_executor>& model,
+                                       host_span<const std::uint8_t> pixels, float rescale);
+#else
+GPUKIT_GPU_ONLY_STUB(fit_impl)
+GPUKIT_GPU_ONLY_STUB(evaluate_impl)
+GPUKIT_GPU_ONLY_STUB(predict_impl)
 #endif
+
+}  // namespace detail
 
 /// Trains `model` on `train` (see the header comment); returns the per-epoch history.
 template <class Exec>
 history fit(nn::sequential<Exec>& model, const image_set& train, const fit_options& options = {}) {
   detail::check_fit(model, train, options);
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    return detail::fit_gpu(model, train, options);
-#else
-    static_assert(gpukit::detail::always_false<Exec>, "gpukit::train::fit on the GPU needs nvcc: compile this file as CUDA (.cu)");
-#endif
-  } else {
-    return detail::fit_cpu(model, train, options);
-  }
+  return detail::fit_impl(model.executor(), model, train, options);
 }
 
 /// The model's mean loss and accuracy over `set` (rescaled by `rescale`, no augmentation),
@@ -341,17 +349,7 @@ evaluation evaluate(nn::sequential<Exec>& model, const image_set& set, std::size
   gpukit::detail::require(batch_size <= model.max_batch(), where,
                           "argument 'batch_size' = " + std::to_string(batch_size) + " exceeds the model's max_batch " +
                               std::to_string(model.max_batch()));
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    return detail::evaluate_gpu(model, set, batch_size, rescale);
-#else
-    static_assert(gpukit::detail::always_false<Exec>, "gpukit::train::evaluate on the GPU needs nvcc: compile this file as CUDA (.cu)");
-#endif
-  } else {
-    nn::host_tensor<float> x(model.input_shape(batch_size));
-    std::vector<float> y(batch_size * model.output_shape().features());
-    return detail::evaluate_cpu(model, set, batch_size, rescale, x, y);
-  }
+  return detail::evaluate_impl(model.executor(), model, set, batch_size, rescale);
 }
 
 /// The model's outputs (probabilities after a final sigmoid) for `pixels`: whole uint8
@@ -368,15 +366,7 @@ std::vector<float> predict(nn::sequential<Exec>& model, host_span<const std::uin
                               " bytes, not a whole number of images of the model's input " +
                               nn::sample_string(model.input_shape()) + " (" + std::to_string(image_bytes) + " bytes each)");
   if (pixels.empty()) return {};
-  if constexpr (is_gpu_executor_v<Exec>) {
-#if defined(__CUDACC__)
-    return detail::predict_gpu(model, pixels, rescale);
-#else
-    static_assert(gpukit::detail::always_false<Exec>, "gpukit::train::predict on the GPU needs nvcc: compile this file as CUDA (.cu)");
-#endif
-  } else {
-    return detail::predict_cpu(model, pixels, rescale);
-  }
+  return detail::predict_impl(model.executor(), model, pixels, rescale);
 }
 
 /// predict() for every image of `set` (its labels are not used).

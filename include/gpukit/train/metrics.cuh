@@ -35,15 +35,16 @@ __global__ void __launch_bounds__(metrics_threads)
   }
 }
 
-}  // namespace detail
-
-inline void accumulate_metrics(const cuda_executor& exec, const float* loss, nn::device_tensor_view<const float> output,
-                               const float* target, float threshold, running_metrics* acc) {
+inline void accumulate_metrics_impl(const cuda_executor& exec, const float* loss,
+                                    nn::device_tensor_view<const float> output, const float* target, float threshold,
+                                    running_metrics* acc) {
   launch_config cfg;
   cfg.grid = dim3(1);
-  cfg.block = dim3(detail::metrics_threads);
-  launch(detail::metrics_kernel<>, cfg, exec.stream(), loss, static_cast<const float*>(output.data), target,
+  cfg.block = dim3(metrics_threads);
+  launch(metrics_kernel<>, cfg, exec.stream(), loss, static_cast<const float*>(output.data), target,
          static_cast<std::size_t>(output.shape.n), output.shape.features(), threshold, acc);
 }
+
+}  // namespace detail
 
 }  // namespace gpukit::train

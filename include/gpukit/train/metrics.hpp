@@ -11,6 +11,7 @@
 #pragma once
 
 #include "gpukit/core/config.hpp"
+#include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/tensor.hpp"
 
@@ -41,10 +42,14 @@ GPUKIT_HOST_DEVICE inline bool prediction_correct(const float* out, const float*
   return best_out == best_target;
 }
 
-/// Adds one batch to `acc`: *loss (the batch mean) × n, and the correct predictions of
-/// `output` (n samples) against `target` (the same shape). CPU: host memory, done now.
-inline void accumulate_metrics(const cpu_executor&, const float* loss, nn::host_tensor_view<const float> output,
-                               const float* target, float threshold, running_metrics* acc) {
+namespace detail {
+
+/// A model output of the executor's memory.
+template <class Exec>
+using output_view_for = nn::tensor_view<const float, is_gpu_executor_v<Exec> ? memory_space::device : memory_space::host>;
+
+inline void accumulate_metrics_impl(const cpu_executor&, const float* loss, nn::host_tensor_view<const float> output,
+                                    const float* target, float threshold, running_metrics* acc) {
   const std::size_t n = output.shape.n, f = output.shape.features();
   std::size_t correct = 0;
   for (std::size_t i = 0; i < n; ++i) correct += prediction_correct(output.data + i * f, target + i * f, f, threshold);
@@ -54,10 +59,24 @@ inline void accumulate_metrics(const cpu_executor&, const float* loss, nn::host_
 }
 
 #if defined(__CUDACC__)
-/// GPU: every pointer is device memory; queued on the executor's stream (capturable).
-inline void accumulate_metrics(const cuda_executor& exec, const float* loss, nn::device_tensor_view<const float> output,
-                               const float* target, float threshold, running_metrics* acc);
+// Defined in metrics.cuh.
+inline void accumulate_metrics_impl(const cuda_executor& exec, const float* loss,
+                                    nn::device_tensor_view<const float> output, const float* target, float threshold,
+                                    running_metrics* acc);
+#else
+GPUKIT_GPU_ONLY_STUB(accumulate_metrics_impl)
 #endif
+
+}  // namespace detail
+
+/// Adds one batch to `acc`: *loss (the batch mean) × n, and the correct predictions of
+/// `output` (n samples) against `target` (the same shape). Every pointer is memory of the
+/// executor. CPU: done now; GPU: queued on the executor's stream (capturable).
+template <class Exec>
+void accumulate_metrics(const Exec& exec, const float* loss, detail::output_view_for<Exec> output, const float* target,
+                        float threshold, running_metrics* acc) {
+  detail::accumulate_metrics_impl(exec, loss, output, target, threshold, acc);
+}
 
 }  // namespace gpukit::train
 

@@ -1,6 +1,6 @@
 // gpukit/fractal/detail/escape_kernels.cuh — the escape-time kernels behind
 // gpukit::fractal::escape_time and count_iterations (mandelbrot.cuh picks one; see
-// gpu_strategy there for when each wins).
+// detail::choose_strategy there, and gpu_strategy in escape_time.hpp, for when each wins).
 //
 // All of them run the per-pixel iteration of iteration.hpp with its periodicity schedule,
 // so each pixel stops at the same iteration, with the same count and the same number of

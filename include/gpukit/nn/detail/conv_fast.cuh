@@ -19,7 +19,8 @@
 #error "gpukit/nn/detail/conv_fast.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
 #endif
 
-#include "gpukit/nn/conv2d.hpp"
+#include "gpukit/nn/detail/conv2d_plan.hpp"
+#include "gpukit/nn/maxpool2d.hpp"
 #include "gpukit/nn/detail/kernels.cuh"
 
 #include <cstdint>

@@ -23,14 +23,14 @@
 #endif
 
 #include "gpukit/nn/activation_functions.hpp"
-#include "gpukit/nn/conv2d.hpp"
+#include "gpukit/nn/detail/conv2d_plan.hpp"
 #include "gpukit/nn/detail/fast_divmod.hpp"
 #include "gpukit/nn/detail/igemm.cuh"
 
 namespace gpukit::nn::detail {
 
 struct conv_fprop_map {
-  static constexpr bool a_k_fast = true, b_k_fast = false;
+  static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
   int m = 0, n = 0, k = 0;  // out channels, output pixels, taps
   const float* w = nullptr;
   const float* x = nullptr;
@@ -49,7 +49,10 @@ struct conv_fprop_map {
 
   __device__ a_row a_row_at(int o) const { return {o * k, o < m}; }
   __device__ a_kpos a_k_at(int kk, bool ok) const { return {kk, ok}; }
-  __device__ float a_load(const a_row& r, const a_kpos& p) const { return r.ok && p.ok ? __ldg(w + r.off + p.k) : 0.0f; }
+  __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
+    ok = r.ok && p.ok;
+    return ok ? w + r.off + p.k : w;
+  }
   __device__ b_col b_col_at(int pix) const {
     int img, q, oy, ox;
     by_ohw.divmod(pix, img, q);
@@ -63,11 +66,11 @@ struct conv_fprop_map {
     by_kw.divmod(r, ky, kx);
     return {c * plane + ky * wd + kx, ky, kx, ok};
   }
-  __device__ float b_load(const b_kpos& p, const b_col& c) const {
+  __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
     const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
-    const bool inside = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
-                        static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
-    return inside ? __ldg(x + c.base + p.off) : 0.0f;
+    ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
+         static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
+    return ok ? x + c.base + p.off : x;
   }
   __device__ c_row c_row_at(int o) const { return {o * ohw, o < m ? bias[o] : 0.0f, o < m}; }
   __device__ c_col c_col_at(int pix) const {
@@ -82,7 +85,7 @@ struct conv_fprop_map {
 
 /// One stride phase (ry, rx) of the input gradient.
 struct conv_dgrad_map {
-  static constexpr bool a_k_fast = true, b_k_fast = false;
+  static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
   int m = 0, n = 0, k = 0;  // in channels, input pixels of the phase, out channels x the phase's taps
   const float* w = nullptr;
   const float* dz = nullptr;
@@ -109,7 +112,10 @@ struct conv_dgrad_map {
     by_tkx.divmod(t, a, b);
     return {o * ic * kk + (ry + stride * a) * kw + rx + stride * b, ok};
   }
-  __device__ float a_load(const a_row& r, const a_kpos& p) const { return r.ok && p.ok ? __ldg(w + r.off + p.off) : 0.0f; }
+  __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
+    ok = r.ok && p.ok;
+    return ok ? w + r.off + p.off : w;
+  }
   __device__ b_col b_col_at(int pix) const {
     int img, j, jy, jx;
     by_lattice.divmod(pix, img, j);
@@ -123,11 +129,11 @@ struct conv_dgrad_map {
     by_tkx.divmod(t, a, b);
     return {o * ohw - a * ow - b, a, b, ok};
   }
-  __device__ float b_load(const b_kpos& p, const b_col& c) const {
+  __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
     const int oy = c.oy0 - p.a, ox = c.ox0 - p.b;
-    const bool inside = p.ok && c.ok && static_cast<unsigned>(oy) < static_cast<unsigned>(oh) &&
-                        static_cast<unsigned>(ox) < static_cast<unsigned>(ow);
-    return inside ? __ldg(dz + c.base + p.off) : 0.0f;
+    ok = p.ok && c.ok && static_cast<unsigned>(oy) < static_cast<unsigned>(oh) &&
+         static_cast<unsigned>(ox) < static_cast<unsigned>(ow);
+    return ok ? dz + c.base + p.off : dz;
   }
   __device__ c_row c_row_at(int c) const { return {c * hw, c < m}; }
   __device__ c_col c_col_at(int pix) const {
@@ -145,7 +151,7 @@ struct conv_dgrad_map {
 };
 
 struct conv_wgrad_map {
-  static constexpr bool a_k_fast = true, b_k_fast = true;
+  static constexpr bool a_k_fast = true, b_k_fast = true, has_constant_column = true;
   int m = 0, n = 0, k = 0;  // out channels, taps + 1 (the bias), output pixels
   const float* dz = nullptr;
   const float* x = nullptr;
@@ -168,7 +174,10 @@ struct conv_wgrad_map {
     by_ohw.divmod(pix, img, q);
     return {img * ochw + q, ok};
   }
-  __device__ float a_load(const a_row& r, const a_kpos& p) const { return r.ok && p.ok ? __ldg(dz + r.off + p.off) : 0.0f; }
+  __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
+    ok = r.ok && p.ok;
+    return ok ? dz + r.off + p.off : dz;
+  }
   __device__ b_col b_col_at(int t) const {
     int c, r, ky, kx;
     by_kk.divmod(t, c, r);
@@ -182,12 +191,16 @@ struct conv_wgrad_map {
     const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
     return {img * chw + iy0 * wd + ix0, iy0, ix0, ok};
   }
-  __device__ float b_load(const b_kpos& p, const b_col& c) const {
-    if (c.ones) return p.ok ? 1.0f : 0.0f;
+  __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
     const int iy = p.iy0 + c.ky, ix = p.ix0 + c.kx;
-    const bool inside = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
-                        static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
-    return inside ? __ldg(x + p.base + c.off) : 0.0f;
+    ok = !c.ones && p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
+         static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
+    return ok ? x + p.base + c.off : x;
+  }
+  /// The column of ones (the bias): its elements are constants, not loads.
+  __device__ bool b_constant(const b_kpos& p, const b_col& c, float& v) const {
+    v = p.ok ? 1.0f : 0.0f;
+    return c.ones;
   }
   __device__ c_row c_row_at(int o) const { return {o, o < m}; }
   __device__ c_col c_col_at(int t) const { return {t, t < n}; }

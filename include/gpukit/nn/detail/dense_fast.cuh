@@ -17,7 +17,7 @@
 #error "gpukit/nn/detail/dense_fast.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
 #endif
 
-#include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/detail/dense_plan.hpp"
 #include "gpukit/nn/detail/dense_small.cuh"
 #include "gpukit/nn/detail/kernels.cuh"
 #include "gpukit/nn/optimizer.cuh"
@@ -25,13 +25,6 @@
 #include <cstdint>
 
 namespace gpukit::nn::detail {
-
-/// Raises a kernel's dynamic shared memory limit when it needs more than the default 48 KiB.
-template <class Kernel>
-void allow_shared_bytes(Kernel* kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024)
-    GPUKIT_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
 
 // ---- split-K forward ----------------------------------------------------------------------
 

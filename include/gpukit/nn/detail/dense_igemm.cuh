@@ -23,7 +23,7 @@ namespace gpukit::nn::detail {
 /// slower, for no use).
 template <bool AKFast, bool BKFast>
 struct strided_operands {
-  static constexpr bool a_k_fast = AKFast, b_k_fast = BKFast;
+  static constexpr bool a_k_fast = AKFast, b_k_fast = BKFast, has_constant_column = true;
   int m = 0, n = 0, k = 0;
   const float* a = nullptr;
   int a_m = 0, a_k = 0;
@@ -40,12 +40,20 @@ struct strided_operands {
 
   __device__ a_row a_row_at(int i) const { return {i * a_m, i < m}; }
   __device__ a_kpos a_k_at(int kk, bool ok) const { return {kk * a_k, ok}; }
-  __device__ float a_load(const a_row& r, const a_kpos& p) const { return r.ok && p.ok ? __ldg(a + r.off + p.off) : 0.0f; }
+  __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
+    ok = r.ok && p.ok;
+    return ok ? a + r.off + p.off : a;
+  }
   __device__ b_col b_col_at(int j) const { return {j * b_n, j == ones_column, j < n}; }
   __device__ b_kpos b_k_at(int kk, bool ok) const { return {kk * b_k, ok}; }
-  __device__ float b_load(const b_kpos& p, const b_col& col) const {
-    if (col.ones) return p.ok ? 1.0f : 0.0f;
-    return p.ok && col.ok ? __ldg(b + p.off + col.off) : 0.0f;
+  __device__ const float* b_src(const b_kpos& p, const b_col& col, bool& ok) const {
+    ok = !col.ones && p.ok && col.ok;
+    return ok ? b + p.off + col.off : b;
+  }
+  /// The column of ones (a bias gradient): its elements are constants, not loads.
+  __device__ bool b_constant(const b_kpos& p, const b_col& col, float& v) const {
+    v = p.ok ? 1.0f : 0.0f;
+    return col.ones;
   }
   __device__ c_row c_row_at(int i) const { return {i, i < m}; }
   __device__ c_col c_col_at(int j) const { return {j, j < n}; }

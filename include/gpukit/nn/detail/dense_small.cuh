@@ -8,7 +8,7 @@
 #error "gpukit/nn/detail/dense_small.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
 #endif
 
-#include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/detail/dense_plan.hpp"
 #include "gpukit/nn/detail/kernels.cuh"
 #include "gpukit/nn/loss.hpp"
 

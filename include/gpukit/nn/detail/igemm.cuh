@@ -7,14 +7,18 @@
 //   a_k_fast / b_k_fast        which dimension of the operand is contiguous in memory: the
 //                              loads then run along it across the warp (coalesced)
 //   a_row_at(m), b_col_at(n)   per-thread state of one row of A / column of B, made once
-//   a_k_at(k, ok), b_k_at(k, ok)  per-tile state of one k (ok false: past the split's end)
-//   a_load(row, k), b_load(k, col)  one element, zero outside the matrix or the image
+//   a_k_at(k, ok), b_k_at(k, ok)  per-stage state of one k (ok false: past the split's end)
+//   a_src(row, k, ok), b_src(k, col, ok)  the address of one element; ok false: it lies
+//                              outside the matrix or the image, and reads as zero
+//   b_constant(k, col, v)      (has_constant_column) an element that is a constant, not a
+//                              load: the column of ones whose product is a bias gradient
 //   c_row_at(m), c_col_at(n), store(row, col, v)  the epilogue: bias, activation, slopes,
 //                              accumulation, whatever the mapping's product needs
-// Each thread loads bm/32 elements of A and bn/32 of B per step of k (a fixed row or column
-// each, one k each), into registers while the tile before is multiplied, then into the
-// other of two shared-memory stages ([k][m] and [k][n], each row padded by 8 floats so that
-// both the SIMT float4 reads and the tensor-core fragment reads are free of bank conflicts).
+// Each stage covers 16 of k. A thread copies bm/16 elements of A and bn/16 of B into each
+// stage with cp.async (4 bytes each, zero-filled where outside), igemm_stages - 1 stages
+// ahead of the one being multiplied, so the loads of a stage are in flight while two others
+// are multiplied. Stages are [k][m] and [k][n], each row padded by 8 floats so that both the
+// SIMT float4 reads and the tensor-core fragment reads are free of bank conflicts.
 // Both math policies give each thread (bm/16) x (bn/16) accumulators; `acc_row`/`acc_col`
 // say which elements of the tile they are, so the epilogue is shared.
 #pragma once
@@ -41,20 +45,22 @@ inline constexpr int igemm_pad = 8;
 #endif
 
 #if GPUKIT_NN_HAS_MMA_TF32
-/// x rounded to TF32 (10 mantissa bits, to nearest, ties away), as the tensor cores take it.
-__device__ __forceinline__ unsigned tf32_bits(float x) {
-  unsigned r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
-/// d += a · b for one 16x8x8 TF32 product (FP32 accumulation).
+/// d += a · b for one 16x8x8 TF32 product (FP32 accumulation). Not volatile: independent
+/// products must be free to interleave, or each dependent chain stalls on the latency.
 __device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float& d3, const unsigned (&a)[4],
                                          const unsigned (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+/// x ≈ big + small, both TF32 numbers: big is x truncated to TF32 (its low 13 mantissa
+/// bits cleared), and small is x - big (exact in FP32) rounded to TF32 (half an ulp added
+/// to the magnitude, then truncated), so big + small is x to about 2^-21 relative. Two
+/// integer operations each, where cvt.rna.tf32.f32 costs more.
+__device__ __forceinline__ void split_tf32(float x, unsigned& big, unsigned& small) {
+  big = __float_as_uint(x) & 0xffffe000u;
+  small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xffffe000u;
 }
 #endif
 
@@ -109,7 +115,7 @@ __device__ __forceinline__ void load_row_fragment(const float* row, int lane16, 
   }
 }
 
-/// acc += As · Bs over one step of k (igemm_bk).
+/// acc += As · Bs over 8 of k (one tensor-core k-step).
 template <int BM, int BN, igemm_math Math>
 __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], const float (*Bs)[BN + igemm_pad],
                                            float (&acc)[BM / 16][BN / 16]) {
@@ -123,35 +129,27 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
     unsigned a_big[MT][4], a_small[MT][4], b_big[NT][2], b_small[NT][2];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      const float v[4] = {As[tig][wm + mt * 16 + g], As[tig][wm + mt * 16 + g + 8], As[tig + 4][wm + mt * 16 + g],
-                          As[tig + 4][wm + mt * 16 + g + 8]};
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        a_big[mt][r] = tf32_bits(v[r]);
-        a_small[mt][r] = tf32_bits(v[r] - __uint_as_float(a_big[mt][r]));
-      }
+      split_tf32(As[tig][wm + mt * 16 + g], a_big[mt][0], a_small[mt][0]);
+      split_tf32(As[tig][wm + mt * 16 + g + 8], a_big[mt][1], a_small[mt][1]);
+      split_tf32(As[tig + 4][wm + mt * 16 + g], a_big[mt][2], a_small[mt][2]);
+      split_tf32(As[tig + 4][wm + mt * 16 + g + 8], a_big[mt][3], a_small[mt][3]);
     }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      const float v[2] = {Bs[tig][wn + nt * 8 + g], Bs[tig + 4][wn + nt * 8 + g]};
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        b_big[nt][r] = tf32_bits(v[r]);
-        b_small[nt][r] = tf32_bits(v[r] - __uint_as_float(b_big[nt][r]));
-      }
+      split_tf32(Bs[tig][wn + nt * 8 + g], b_big[nt][0], b_small[nt][0]);
+      split_tf32(Bs[tig + 4][wn + nt * 8 + g], b_big[nt][1], b_small[nt][1]);
     }
+    // Three passes over the independent 16x8 tiles (the small terms first: they are the
+    // least significant), so consecutive products never wait for each other.
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+    for (int pass = 0; pass < 3; ++pass)
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        float& d0 = acc[2 * mt][2 * nt];
-        float& d1 = acc[2 * mt][2 * nt + 1];
-        float& d2 = acc[2 * mt + 1][2 * nt];
-        float& d3 = acc[2 * mt + 1][2 * nt + 1];
-        mma_tf32(d0, d1, d2, d3, a_small[mt], b_big[nt]);  // the small terms first: they are the least significant
-        mma_tf32(d0, d1, d2, d3, a_big[mt], b_small[nt]);
-        mma_tf32(d0, d1, d2, d3, a_big[mt], b_big[nt]);
-      }
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+          mma_tf32(acc[2 * mt][2 * nt], acc[2 * mt][2 * nt + 1], acc[2 * mt + 1][2 * nt], acc[2 * mt + 1][2 * nt + 1],
+                   pass == 2 ? a_big[mt] : pass == 0 ? a_small[mt] : a_big[mt],
+                   pass == 1 ? b_small[nt] : b_big[nt]);
     return;
   }
 #endif
@@ -159,7 +157,7 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
   if constexpr (Math == igemm_math::simt) {
     const int tx = t % 16, ty = t / 16;
 #pragma unroll
-    for (int kk = 0; kk < igemm_bk; ++kk) {
+    for (int kk = 0; kk < 8; ++kk) {
       float a[R], b[C];
       load_row_fragment<R, BM>(As[kk], ty, a);
       load_row_fragment<C, BN>(Bs[kk], tx, b);
@@ -171,7 +169,7 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
   } else {
     // Tensor-core layout without tensor cores: the same elements, one FMA at a time.
 #pragma unroll
-    for (int kk = 0; kk < igemm_bk; ++kk)
+    for (int kk = 0; kk < 8; ++kk)
 #pragma unroll
       for (int i = 0; i < R; ++i)
 #pragma unroll
@@ -180,44 +178,81 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
   }
 }
 
+inline constexpr std::size_t igemm_shared_bytes(int bm, int bn, int bk = igemm_bk, int stages = igemm_stages) {
+  return static_cast<std::size_t>(stages) * bk * (bm + bn + 2 * igemm_pad) * sizeof(float);
+}
+
 /// One block tile of C over the split blockIdx.z of k. `partial` (split products): raw sums
-/// into partial[z][m][n]; otherwise the mapping's epilogue.
-template <int BM, int BN, igemm_math Math, class Map>
+/// into partial[z][m][n]; otherwise the mapping's epilogue. BK (k per stage, 16 or 32) and
+/// S (stages) shape the pipeline.
+template <int BM, int BN, igemm_math Math, class Map, int BK = igemm_bk, int S = igemm_stages>
 __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, const int k_chunk, float* partial) {
-  constexpr int BK = igemm_bk, R = BM / 16, C = BN / 16, EA = BM / 32, EB = BN / 32;
-  static_assert(igemm_threads == 256 && BK == 8, "the load slots assume 256 threads and steps of 8");
-  __shared__ __align__(16) float As[2][BK][BM + igemm_pad];
-  __shared__ __align__(16) float Bs[2][BK][BN + igemm_pad];
-  const int t = static_cast<int>(threadIdx.x);
+  constexpr int R = BM / 16, C = BN / 16;
+  constexpr int AS = BM + igemm_pad, BS = BN + igemm_pad;  // row strides of a stage (8 mod 32 banks)
+  static_assert(igemm_threads == 256 && (BK == 16 || BK == 32), "the load slots assume 256 threads, stages of 16 or 32");
+  // Load slots. A k-fast operand: lane l of warp w copies k 4·(w % (BK/4)) + l % 4 of rows
+  // 8·(w / (BK/4)) + l / 4 + (256/BK)·j: four k of eight rows per warp, so that its shared
+  // stores (k·stride + row, stride = 8 mod 32) fall in 32 different banks and each row's
+  // four floats are one 16-byte piece of global memory. An m- or n-fast operand: rows
+  // l + 32j at the k w + 8q (each warp a run of 32 consecutive floats).
+  constexpr int KF_ROWS = 256 / BK;  // rows a k-fast pass covers
+  constexpr int EA = Map::a_k_fast ? BM / KF_ROWS : BM / 32, KA = Map::a_k_fast ? 1 : BK / 8;
+  constexpr int EB = Map::b_k_fast ? BN / KF_ROWS : BN / 32, KB = Map::b_k_fast ? 1 : BK / 8;
+  constexpr int a_row_step = Map::a_k_fast ? KF_ROWS : 32, b_col_step = Map::b_k_fast ? KF_ROWS : 32;
+  static_assert(EA >= 1 && EB >= 1, "tiles of at least 32 rows");
+  extern __shared__ __align__(16) float igemm_smem[];
+  float* const As = igemm_smem;               // [S][BK][AS]
+  float* const Bs = igemm_smem + S * BK * AS;  // [S][BK][BS]
+  const int t = static_cast<int>(threadIdx.x), lane = t % 32, warp = t / 32;
   const int m0 = static_cast<int>(blockIdx.y) * BM, n0 = static_cast<int>(blockIdx.x) * BN;
   const int k_begin = static_cast<int>(blockIdx.z) * k_chunk;
   const int k_end = ::min(map.k, k_begin + k_chunk);
 
-  // Load slots: a k-fast operand gives a thread one k (t % 8) and rows t / 8 + 32j; an
-  // m- or n-fast one rows t % 32 + 32j and one k (t / 32).
-  const int a_kk = Map::a_k_fast ? t % 8 : t / 32, a_r = Map::a_k_fast ? t / 8 : t % 32;
-  const int b_kk = Map::b_k_fast ? t % 8 : t / 32, b_c = Map::b_k_fast ? t / 8 : t % 32;
+  constexpr int KGROUPS = BK / 4;
+  const int kf_k = 4 * (warp % KGROUPS) + lane % 4, kf_row = 8 * (warp / KGROUPS) + lane / 4;
+  const int a_kk = Map::a_k_fast ? kf_k : warp, a_r = Map::a_k_fast ? kf_row : lane;
+  const int b_kk = Map::b_k_fast ? kf_k : warp, b_c = Map::b_k_fast ? kf_row : lane;
   typename Map::a_row ar[EA];
   typename Map::b_col bc[EB];
 #pragma unroll
-  for (int j = 0; j < EA; ++j) ar[j] = map.a_row_at(m0 + a_r + 32 * j);
+  for (int j = 0; j < EA; ++j) ar[j] = map.a_row_at(m0 + a_r + a_row_step * j);
 #pragma unroll
-  for (int j = 0; j < EB; ++j) bc[j] = map.b_col_at(n0 + b_c + 32 * j);
-  float ra[EA], rb[EB];
-  const auto fetch = [&](int k0) {
-    const int ka = k0 + a_kk, kb = k0 + b_kk;
-    const typename Map::a_kpos ak = map.a_k_at(ka, ka < k_end);
-    const typename Map::b_kpos bk = map.b_k_at(kb, kb < k_end);
+  for (int j = 0; j < EB; ++j) bc[j] = map.b_col_at(n0 + b_c + b_col_step * j);
+
+  // Queues the copies of the stage covering k0.. into shared-memory stage `buf`.
+  const auto issue = [&](int k0, int buf) {
+    float* a_stage = As + buf * BK * AS;
+    float* b_stage = Bs + buf * BK * BS;
 #pragma unroll
-    for (int j = 0; j < EA; ++j) ra[j] = map.a_load(ar[j], ak);
+    for (int q = 0; q < KA; ++q) {
+      const int kk = a_kk + 8 * q, k = k0 + kk;
+      const typename Map::a_kpos ak = map.a_k_at(k, k < k_end);
 #pragma unroll
-    for (int j = 0; j < EB; ++j) rb[j] = map.b_load(bk, bc[j]);
-  };
-  const auto stash = [&](int buf) {
+      for (int j = 0; j < EA; ++j) {
+        bool ok;
+        const float* src = map.a_src(ar[j], ak, ok);
+        cp_async4(a_stage + kk * AS + a_r + a_row_step * j, src, ok);
+      }
+    }
 #pragma unroll
-    for (int j = 0; j < EA; ++j) As[buf][a_kk][a_r + 32 * j] = ra[j];
+    for (int q = 0; q < KB; ++q) {
+      const int kk = b_kk + 8 * q, k = k0 + kk;
+      const typename Map::b_kpos bk = map.b_k_at(k, k < k_end);
 #pragma unroll
-    for (int j = 0; j < EB; ++j) Bs[buf][b_kk][b_c + 32 * j] = rb[j];
+      for (int j = 0; j < EB; ++j) {
+        float* dst = b_stage + kk * BS + b_c + b_col_step * j;
+        if constexpr (Map::has_constant_column) {
+          float v;
+          if (map.b_constant(bk, bc[j], v)) {  // an ordinary store: visible after the same barrier
+            *dst = v;
+            continue;
+          }
+        }
+        bool ok;
+        const float* src = map.b_src(bk, bc[j], ok);
+        cp_async4(dst, src, ok);
+      }
+    }
   };
 
   float acc[R][C];
@@ -227,18 +262,24 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
     for (int j = 0; j < C; ++j) acc[i][j] = 0.0f;
 
   const int steps = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
-  if (steps > 0) {
-    fetch(k_begin);
-    stash(0);
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < steps) issue(k_begin + s * BK, s);
+    cp_async_commit();  // empty groups too: the wait below counts groups
   }
-  __syncthreads();
   for (int s = 0; s < steps; ++s) {
-    const int buf = s & 1;
-    if (s + 1 < steps) fetch(k_begin + (s + 1) * BK);  // in flight while this step multiplies
-    igemm_step<BM, BN, Math>(As[buf], Bs[buf], acc);
-    if (s + 1 < steps) stash(buf ^ 1);  // the other stage was last read before the previous barrier
-    __syncthreads();
+    cp_async_wait<S - 2>();  // this thread's copies of stage s have landed
+    __syncthreads();         // ...everyone's, and stage s - 1 is no longer being read
+    if (s + S - 1 < steps) issue(k_begin + (s + S - 1) * BK, (s + S - 1) % S);
+    cp_async_commit();
+    const float* a_stage = As + (s % S) * BK * AS;
+    const float* b_stage = Bs + (s % S) * BK * BS;
+#pragma unroll
+    for (int half = 0; half < BK / 8; ++half)
+      igemm_step<BM, BN, Math>(reinterpret_cast<const float(*)[AS]>(a_stage + half * 8 * AS),
+                               reinterpret_cast<const float(*)[BS]>(b_stage + half * 8 * BS), acc);
   }
+  cp_async_wait<0>();
 
   if (partial != nullptr) {
     const long long plane = static_cast<long long>(map.m) * map.n;
@@ -278,21 +319,26 @@ __global__ void igemm_reduce_kernel(const Map map, const float* partial, int spl
   }
 }
 
-template <int BM, int BN, class Map>
+template <int BM, int BN, class Map, int BK = igemm_bk, int S = igemm_stages>
 void launch_igemm_tile(const Map& map, const igemm_config& c, float* partial, stream_view s) {
   launch_config cfg;
   cfg.grid = dim3(static_cast<unsigned>((map.n + BN - 1) / BN), static_cast<unsigned>((map.m + BM - 1) / BM),
                   static_cast<unsigned>(c.splits));
   cfg.block = dim3(igemm_threads);
+  cfg.shared_bytes = igemm_shared_bytes(BM, BN, BK, S);
   float* p = c.splits > 1 ? partial : nullptr;
 #if defined(GPUKIT_NN_IGEMM_SIMT)
-  if (c.math == igemm_math::simt) return launch(igemm_kernel<BM, BN, igemm_math::simt, Map>, cfg, s, map, c.k_chunk, p);
+  if (c.math == igemm_math::simt) {
+    allow_shared_bytes(igemm_kernel<BM, BN, igemm_math::simt, Map, BK, S>, cfg.shared_bytes);
+    return launch(igemm_kernel<BM, BN, igemm_math::simt, Map, BK, S>, cfg, s, map, c.k_chunk, p);
+  }
 #endif
   // Without tensor cores the tf32x3 kernel was compiled as FP32 FMA (GPUKIT_NN_HAS_MMA_TF32 0).
   if (c.math == igemm_math::simt && c.tensor_cores)
     throw std::logic_error("gpukit::nn::detail::run_igemm: FP32 FMA tiles were asked for (" + c.describe() +
                            ") but not compiled: define GPUKIT_NN_IGEMM_SIMT for the whole program");
-  launch(igemm_kernel<BM, BN, igemm_math::tf32x3, Map>, cfg, s, map, c.k_chunk, p);
+  allow_shared_bytes(igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S>, cfg.shared_bytes);
+  launch(igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S>, cfg, s, map, c.k_chunk, p);
 }
 
 /// Runs `map` as `c` plans it; `partial` must hold c.partial_floats(map.m, map.n) floats

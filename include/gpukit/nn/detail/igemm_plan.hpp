@@ -8,14 +8,16 @@
 //   conv weight gradient m = out channels, n = in channels·kh·kw + 1 (the bias), k = output pixels
 //   dense forward        m = batch, n = out, k = in;  dx: m = batch, n = in, k = out;
 //   dense weights        m = out, n = in + 1 (the bias), k = batch
-// A tile (block tile bm x bn, 256 threads, k in steps of 8, two shared-memory stages) and
+// A tile (block tile bm x bn, 256 threads, k in steps of 16 through a three-stage
+// asynchronous-copy pipeline) and
 // a math policy are two separate choices, and the mapping a third (igemm.cuh):
 //   simt    FP32 FMA, each thread an (bm/16) x (bn/16) sub-tile of C in registers
 //           (compiled only where GPUKIT_NN_IGEMM_SIMT is defined for the whole program, on
 //           GPUs with tensor cores: the benchmarks compare the two)
 //   tf32x3  tensor cores, FP32-accurate (where the kernel is compiled for an architecture
-//           before 8.0, the same kernel does the same sums with FP32 FMA): each operand split as a = big + small with big
-//           and small TF32 numbers (big = a rounded to TF32, small = a - big rounded again),
+//           before 8.0, the same kernel does the same sums with FP32 FMA): each operand
+//           split as a = big + small with big and small TF32 numbers (big = a truncated to
+//           TF32, small = a - big, which the tensor cores read to TF32's precision),
 //           and a·b ≈ big·big + big·small + small·big accumulated in FP32 (the small·small
 //           term, below 2^-22 relative, is dropped): products accurate to about FP32's
 //           rounding, at tensor-core rate (compute capability 8.0 and later).
@@ -42,7 +44,8 @@ inline const char* igemm_math_name(igemm_math m, bool tensor_cores = true) noexc
 }
 
 inline constexpr int igemm_threads = 256;
-inline constexpr int igemm_bk = 8;
+inline constexpr int igemm_bk = 16;     // k per pipeline stage
+inline constexpr int igemm_stages = 3;  // shared-memory stages in flight (cp.async)
 
 /// The block tiles the engine is compiled for (bm x bn).
 struct igemm_tile {
@@ -80,20 +83,20 @@ struct igemm_request {
   bool force_simt = false;  // FP32 FMA tiles (needs GPUKIT_NN_IGEMM_SIMT where tensor cores exist)
 };
 
-/// Relative FP32 throughput of a full SM running each tile (bigger tiles reuse each shared
-/// memory load for more multiply-adds), and how many blocks of it an SM keeps resident.
+/// Relative throughput of a full SM running each tile (bigger tiles reuse each shared
+/// memory load for more multiply-adds), and how many blocks of it an SM keeps resident (the
+/// 128x128 tile's 64 accumulators and fragments hold it to one block per SM by registers).
 inline double igemm_tile_speed(int bm, int bn) noexcept {
   const int area = bm * bn;
   if (area >= 128 * 128) return 1.0;
-  if (area >= 128 * 64) return 0.88;
-  if (area >= 64 * 64) return 0.72;
-  if (area >= 32 * 128) return 0.68;
+  if (area >= 128 * 64) return 0.92;
+  if (area >= 64 * 64) return 0.75;
   return 0.5;
 }
 inline int igemm_resident_blocks(int bm, int bn) noexcept {
   const int area = bm * bn;
-  if (area >= 128 * 128) return 2;
-  if (area >= 128 * 64) return 3;
+  if (area >= 128 * 128) return 1;
+  if (area >= 128 * 64) return 2;
   return 4;
 }
 
@@ -128,12 +131,12 @@ inline igemm_config choose_igemm(long long m, long long n, long long k, const pa
     const long long blocks = ((m + tile.bm - 1) / tile.bm) * ((n + tile.bn - 1) / tile.bn);
     const long long slots = static_cast<long long>(std::max(1, t.sm_count)) * igemm_resident_blocks(tile.bm, tile.bn);
     // Splits worth trying: none, and enough to fill the resident slots once or twice, each
-    // split keeping at least 16 steps of k.
+    // split keeping at least 8 steps of k (the pipeline needs a few to fill).
     int candidates[3] = {1, 1, 1};
     if (r.splits > 0) {
       candidates[0] = candidates[1] = candidates[2] = r.splits;
     } else if (r.allow_split && blocks < slots) {
-      const long long most = std::max<long long>(1, k_steps / 16);
+      const long long most = std::max<long long>(1, k_steps / 8);
       candidates[1] = static_cast<int>(std::min<long long>(most, (slots + blocks - 1) / blocks));
       candidates[2] = static_cast<int>(std::min<long long>(most, (2 * slots + blocks - 1) / blocks));
     }
