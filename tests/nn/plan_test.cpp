@@ -146,7 +146,7 @@ TEST_CASE("choose_conv2d_path: the article's first layer, general convolutions, 
   }
   SECTION("the CPU has one path") {
     const auto g = geometry({nn::conv2d(3, 8, 3), activation::none, std::nullopt}, {2, 3, 8, 8});
-    CHECK(nn::choose_conv2d_path(g, nn::path_target::cpu(), true).describe() == "CPU loops (OpenMP over planes)");
+    CHECK(nn::choose_conv2d_path(g, nn::path_target::cpu(), true).describe() == "CPU blocked GEMM (implicit im2col, OpenMP)");
   }
 }
 

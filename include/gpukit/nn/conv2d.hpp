@@ -38,6 +38,7 @@
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
 #include "gpukit/nn/detail/conv2d_plan.hpp"
+#include "gpukit/nn/detail/conv_cpu.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
 #include "gpukit/nn/path_target.hpp"
@@ -54,6 +55,8 @@ namespace gpukit::nn {
 namespace detail {
 
 // ---- CPU path ------------------------------------------------------------------------
+// The direct loops below are the reference: the layer runs the blocked-GEMM versions of
+// detail/conv_cpu.hpp, tested against them.
 
 /// One output plane of the convolution: out[oy][ox] = bias + Σ w · x, the inner loop running
 /// along a row of the output so the compiler can vectorise it.
@@ -232,13 +235,13 @@ void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T
 template <class T>
 void conv_forward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
                        const T* b, T* y, std::int32_t* argmax) {
-  conv_forward_cpu(exec, g, x, w, b, y, argmax);
+  conv_forward_gemm_cpu(exec, g, x, w, b, y, argmax);
 }
 template <class T>
 void conv_backward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
                         const T* y, const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
                         const conv_backward_extras<T>& extra) {
-  conv_backward_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, extra);
+  conv_backward_gemm_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, extra);
 }
 
 #if defined(__CUDACC__)

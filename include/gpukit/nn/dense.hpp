@@ -26,6 +26,7 @@
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/conv_cpu.hpp"
 #include "gpukit/nn/detail/dense_plan.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/loss.hpp"
@@ -43,6 +44,8 @@ namespace gpukit::nn {
 namespace detail {
 
 // ---- CPU path ------------------------------------------------------------------------
+// The direct loops below are the reference: the layer runs the blocked-GEMM versions of
+// detail/conv_cpu.hpp, tested against them.
 
 inline constexpr long long dense_cpu_block = 256;  // columns of w a thread keeps hot
 
@@ -121,7 +124,7 @@ void dense_backward_cpu(const cpu_executor& exec, const dense_geometry& g, const
 
 template <class T>
 void dense_head_impl(const cpu_executor& exec, const dense_head_args<T>& a) {
-  if (a.forward) dense_forward_cpu(exec, a.g, a.x, a.w, a.b, a.y, a.act, a.logits);
+  if (a.forward) dense_forward_gemm_cpu(exec, a.g, a.x, a.w, a.b, a.y, a.act, a.logits);
   const long long count = static_cast<long long>(a.g.n) * a.g.out;
   const T* pred = a.logits != nullptr ? a.logits : a.y;
   std::vector<T> dz(static_cast<std::size_t>(count));
@@ -134,20 +137,20 @@ void dense_head_impl(const cpu_executor& exec, const dense_head_args<T>& a) {
     dz[static_cast<std::size_t>(i)] = a.logits != nullptr ? grad : grad * activation_slope(a.act, a.y[i]);
   }
   *a.loss_out = static_cast<T>(total / static_cast<double>(count));
-  dense_backward_cpu(exec, a.g, a.x, a.w, static_cast<const T*>(nullptr), dz.data(), a.dw, a.db, a.dx, activation::none,
-                     a.e);
+  dense_backward_gemm_cpu(exec, a.g, a.x, a.w, static_cast<const T*>(nullptr), dz.data(), a.dw, a.db, a.dx,
+                          activation::none, a.e);
 }
 
 template <class T>
 void dense_forward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
                         const T* b, T* y, activation act, T* pre) {
-  dense_forward_cpu(exec, g, x, w, b, y, act, pre);
+  dense_forward_gemm_cpu(exec, g, x, w, b, y, act, pre);
 }
 template <class T>
 void dense_backward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
                          const T* y, const T* dy, T* dw, T* db, T* dx, activation act,
                          const dense_backward_extras<T>& extra) {
-  dense_backward_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
+  dense_backward_gemm_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
 }
 
 #if defined(__CUDACC__)

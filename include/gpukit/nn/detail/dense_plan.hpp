@@ -131,7 +131,7 @@ struct dense_path {
   std::size_t backward_scratch = 0, dz_at = 0, dw_partial_at = 0, dx_partial_at = 0;
 
   std::string describe() const {
-    if (!target.gpu) return "CPU loops (OpenMP over blocks of columns)";
+    if (!target.gpu) return "CPU blocked GEMM (OpenMP)";
     std::string s = "forward: ";
     switch (forward) {
       case dense_forward_kind::small: s += "one block (a small layer)"; break;
