@@ -2,7 +2,7 @@
 """PyTorch on gpukit's model zoo: the peer of benchmarks/zoo_bench.cu.
 
     python3 benchmarks/peers/torch_zoo.py [--zoo benchmarks/zoo/models.json] [--out torch_zoo.json]
-                                          [--models vgg,mlp] [--cpu-threads N] [--no-cpu]
+                                          [--models vgg,mlp] [--cpu-threads N] [--no-cpu] [--no-gpu]
 
 Builds each model of models.json as a torch.nn.Sequential (the layer schema of gpukit's
 model files: Conv2D, MaxPooling2D, Dense, Flatten, ReLU, Sigmoid, Tanh), and times, at each
@@ -159,6 +159,7 @@ def main():
     ap.add_argument("--models", default="")
     ap.add_argument("--cpu-threads", type=int, default=0)
     ap.add_argument("--no-cpu", action="store_true")
+    ap.add_argument("--no-gpu", action="store_true")
     args = ap.parse_args()
     zoo = json.load(open(args.zoo))
     wanted = [m for m in args.models.split(",") if m]
@@ -166,7 +167,7 @@ def main():
     results = []
     meta = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
             "cpu_threads": args.cpu_threads or os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
-    have_gpu = torch.cuda.is_available()
+    have_gpu = torch.cuda.is_available() and not args.no_gpu
     if have_gpu:
         meta["gpu"] = torch.cuda.get_device_name(0)
         flush = Flusher()

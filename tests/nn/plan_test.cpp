@@ -35,7 +35,7 @@ TEST_CASE("fast_divmod divides like the hardware for every divisor size", "[nn][
   for (int i = 0; i < 200; ++i) divisors.push_back(static_cast<int>(rng() % 0x7fffffff) + 1);
   for (int d : divisors) {
     const detail::fast_divmod f(d);
-    std::vector<int> ns = {0, 1, d - 1, d, d + 1 > 0 ? d + 1 : d, 0x7fffffff, 0x7ffffffe};
+    std::vector<int> ns = {0, 1, d - 1, d, d < 0x7fffffff ? d + 1 : d, 0x7fffffff, 0x7ffffffe};
     for (int i = 0; i < 500; ++i) ns.push_back(static_cast<int>(rng() % 0x80000000ull));
     for (int n : ns) {
       if (n < 0) continue;
