@@ -3,7 +3,7 @@
 //
 //   cats_vs_dogs make-dataset --out DIR [--train-per-class N] [--test-per-class N] [--seed S] [--replace]
 //   cats_vs_dogs train --data DIR --out model.safetensors [--epochs N] [--batch B] [--size S]
-//                      [--seed S] [--cpu] [--no-augment]
+//                      [--seed S] [--cpu] [--no-augment] [--history FILE]
 //   cats_vs_dogs predict --model model.safetensors IMAGE...
 //
 // make-dataset writes the synthetic two-class set (io/synthetic.hpp) as JPEG and PNG files
@@ -14,7 +14,8 @@
 // MaxPool 2×2, Flatten, Dense 128 relu, Dense 1 sigmoid; binary cross-entropy, Adam —
 // prints its summary, trains it with the article's augmentation (shear 0.2, zoom 0.2,
 // horizontal flip; --no-augment: rescale only) for N epochs (default the article's 25) in
-// batches of B (default 32), and saves it with the class names.
+// batches of B (default 32), and saves it with the class names; --history FILE also writes
+// the per-epoch history (train/history.hpp: .csv or .json), which scripts/plot draws.
 // predict prints "IMAGE: Probability = 0.93 Prediction = dog" per image: the probability
 // of the class with label 1 (the second folder name in sorted order), >= 0.5 meaning that
 // class. For folders named cats/dogs the classes print as the article's cat/dog.
@@ -28,6 +29,7 @@
 #include <gpukit/io/synthetic.hpp>
 #include <gpukit/nn.cuh>
 #include <gpukit/train/fit.hpp>
+#include <gpukit/train/history.hpp>
 #include <gpukit/train/model_file.hpp>
 
 #include <nlohmann/json.hpp>
@@ -54,7 +56,7 @@ constexpr const char* classes_key = "cats_vs_dogs.classes";
   std::fprintf(stderr,
                "usage: cats_vs_dogs make-dataset --out DIR [--train-per-class N] [--test-per-class N] [--seed S] [--replace]\n"
                "       cats_vs_dogs train --data DIR --out model.safetensors [--epochs N] [--batch B] [--size S]\n"
-               "                          [--seed S] [--cpu] [--no-augment]\n"
+               "                          [--seed S] [--cpu] [--no-augment] [--history FILE]\n"
                "       cats_vs_dogs predict --model model.safetensors IMAGE...\n");
   std::exit(2);
 }
@@ -80,6 +82,7 @@ struct arguments {
     }
   }
   bool flag(const std::string& f) const { return std::find(flags.begin(), flags.end(), f) != flags.end(); }
+  bool has(const std::string& k) const { return values.count(k) != 0; }
   std::string text(const std::string& k) const {
     const auto it = values.find(k);
     if (it == values.end()) usage(k + " is required");
@@ -152,12 +155,22 @@ void train_on(const Exec& exec, const io::image_cache& train_set, const io::imag
   train::save_model(out, model, {{classes_key, nlohmann::json(train_set.class_names()).dump()}});
   std::printf("Validation accuracy %.4f after %zu epoch%s; saved the model to %s\n", h.val_accuracy.back(), h.epochs(),
               h.epochs() == 1 ? "" : "s", out.c_str());
+  if (args.has("--history")) {
+    train::write_history(h, args.text("--history"));
+    std::printf("Wrote the training history to %s\n", args.text("--history").c_str());
+  }
 }
 
 int train_command(const arguments& args) {
   const std::string data = args.text("--data");
   (void)args.text("--out");
   const std::size_t size = args.number("--size", 64, 4);
+  if (args.has("--history")) {  // a wrong extension fails now, not after the training
+    const std::string h = args.text("--history");
+    const std::string ext = std::filesystem::path(h).extension().string();
+    if (ext != ".csv" && ext != ".json" && ext != ".CSV" && ext != ".JSON")
+      usage("--history expects a file name ending in .csv or .json, got '" + h + "'");
+  }
   const bool gpu = use_gpu(args.flag("--cpu"));
   const io::image_cache train_set = load_split((std::filesystem::path(data) / "training_set").string(), size);
   const io::image_cache test_set = load_split((std::filesystem::path(data) / "test_set").string(), size);
@@ -219,7 +232,7 @@ int main(int argc, char** argv) try {
   if (command == "make-dataset")
     return make_dataset(arguments(argc, argv, {"--out", "--train-per-class", "--test-per-class", "--seed"}, {"--replace"}));
   if (command == "train")
-    return train_command(arguments(argc, argv, {"--data", "--out", "--epochs", "--batch", "--size", "--seed"},
+    return train_command(arguments(argc, argv, {"--data", "--out", "--epochs", "--batch", "--size", "--seed", "--history"},
                                    {"--cpu", "--no-augment"}));
   if (command == "predict") return predict_command(arguments(argc, argv, {"--model"}, {}));
   usage("unknown command '" + command + "'");

@@ -10,6 +10,9 @@
 #include "train/train_support.hpp"
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <regex>
 #include <sstream>
 
 using namespace gpukit;
@@ -51,6 +54,36 @@ double accuracy_of(const std::vector<float>& probs, const train::image_set& set)
   return correct / double(set.count);
 }
 
+/// Each epoch's line of the progress log against the history: the same numbers, as the
+/// line rounds them (4 decimals; images/s to a whole number with separators).
+void history_matches_the_progress_lines(const train::history& h, const std::string& log, bool validation) {
+  const std::regex line(R"(Epoch (\d+)/(\d+): \d+/\d+ batches - \S+ - loss: (\S+) - accuracy: (\S+))"
+                        R"((?: - val_loss: (\S+) - val_accuracy: (\S+))? - ([0-9,]+) images/s)");
+  std::size_t rows = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it, ++rows) {
+    const std::smatch& m = *it;
+    const std::size_t e = std::stoul(m[1]) - 1;
+    INFO("epoch " << e + 1 << ": " << m[0]);
+    REQUIRE(e == rows);
+    REQUIRE(std::stoul(m[2]) == h.epochs());
+    CHECK(m[3] == train::detail::fixed(h.loss[e], 4));
+    CHECK(m[4] == train::detail::fixed(h.accuracy[e], 4));
+    CHECK(m[5].matched == validation);
+    if (validation) {
+      CHECK(m[5] == train::detail::fixed(h.val_loss[e], 4));
+      CHECK(m[6] == train::detail::fixed(h.val_accuracy[e], 4));
+    } else {
+      CHECK(std::isnan(h.val_loss[e]));
+      CHECK(std::isnan(h.val_accuracy[e]));
+    }
+    CHECK(m[7] == train::detail::thousands(h.images_per_second[e]));
+    CHECK(h.seconds[e] > 0);
+    CHECK(h.images_per_second[e] == Approx(320 / h.seconds[e]).epsilon(1e-12));
+    CHECK(h.learning_rate[e] == double(nn::adam{}.learning_rate));
+  }
+  CHECK(rows == h.epochs());
+}
+
 template <class Exec>
 void learns_the_synthetic_set(const Exec& exec) {
   const auto& d = data();
@@ -74,7 +107,7 @@ void learns_the_synthetic_set(const Exec& exec) {
     CHECK(h.images_per_second[e] > 0);
     CHECK(log.str().find("Epoch " + std::to_string(e + 1) + "/4: 14/14 batches") != std::string::npos);
   }
-  CHECK(log.str().find("val_accuracy: ") != std::string::npos);
+  history_matches_the_progress_lines(h, log.str(), true);
   CHECK(h.loss.back() < h.loss.front());
   CHECK(before.accuracy < 0.75);
   CHECK(h.val_accuracy.back() >= 0.8);  // chance is 0.5
@@ -160,6 +193,129 @@ TEST_CASE("fit: the GPU's resident and staged images train the same way", "[trai
   }
   // The same inputs in the same order: the losses agree to float rounding of the steps.
   for (std::size_t e = 0; e < 2; ++e) CHECK(runs[0].loss[e] == Approx(runs[1].loss[e]).epsilon(1e-3));
+}
+
+TEST_CASE("fit: without a validation set the history's val_* are NaN, one row per epoch as printed", "[train][fit]") {
+  auto model = small_cnn(cpu, image_size, 64, 11);
+  train::fit_options o;
+  o.epochs = 2;
+  o.batch_size = 64;
+  o.verbose = 2;
+  std::ostringstream log;
+  o.out = &log;
+  const train::history h = train::fit(model, data().train, o);
+  REQUIRE(h.epochs() == 2);
+  history_matches_the_progress_lines(h, log.str(), false);
+}
+
+namespace {
+
+/// Equal value for value, NaN equal to NaN.
+bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+  return true;
+}
+
+void require_same_history(const train::history& a, const train::history& b) {
+  CHECK(same_values(a.loss, b.loss));
+  CHECK(same_values(a.accuracy, b.accuracy));
+  CHECK(same_values(a.val_loss, b.val_loss));
+  CHECK(same_values(a.val_accuracy, b.val_accuracy));
+  CHECK(same_values(a.images_per_second, b.images_per_second));
+  CHECK(same_values(a.seconds, b.seconds));
+  CHECK(same_values(a.learning_rate, b.learning_rate));
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+train::history sample_history() {
+  train::history h;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  h.loss = {0.6931471805599453, 0.1 + 0.2};
+  h.accuracy = {0.5, 1.0 / 3.0};
+  h.val_loss = {nan, 0.25};  // e.g. validation only from the second epoch on
+  h.val_accuracy = {nan, 0.75};
+  h.images_per_second = {123456.789, 1e-300};
+  h.seconds = {0.0123, 42.0};
+  h.learning_rate = {1e-3, 1e-3 / 7};
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("history files: CSV and JSON give back the same doubles", "[train][fit][history]") {
+  const train_test::temp_dir dir("history");
+  const train::history h = sample_history();
+  const std::string csv = dir.path().string() + "/h.csv", json = dir.path().string() + "/h.JSON";
+  train::write_history(h, csv);
+  train::write_history(h, json);
+  require_same_history(train::read_history(csv), h);
+  require_same_history(train::read_history(json), h);
+  const std::string text = file_text(csv);
+  CHECK(text.rfind("epoch,loss,accuracy,val_loss,val_accuracy,images_per_second,seconds,learning_rate\n1,", 0) == 0);
+  CHECK(text.find("\n1,0.69314718055994529,0.5,,,") != std::string::npos);  // no validation: empty fields
+  CHECK(file_text(json).find("null") != std::string::npos);
+  // A real run's history through a file.
+  auto model = small_cnn(cpu, 8, 4);
+  const train_test::random_images r(12, 8, 8, 1);
+  const train::image_set set(make_host_span(r.pixels), make_host_span(r.labels), 8, 8);
+  train::fit_options o;
+  o.epochs = 3;
+  o.batch_size = 4;
+  o.verbose = 0;
+  o.validation = set;
+  const train::history fitted = train::fit(model, set, o);
+  train::write_history(fitted, csv);
+  const train::history back = train::read_history(csv);
+  REQUIRE(back.epochs() == 3);
+  require_same_history(back, fitted);
+}
+
+TEST_CASE("history files: bad input is a typed error naming the file, nothing written", "[train][fit][history][bad_input]") {
+  const train_test::temp_dir dir("history_bad");
+  train::history h = sample_history();
+  const std::string txt = dir.path().string() + "/h.txt";
+  require_throws_naming<std::invalid_argument>([&] { train::write_history(h, txt); },
+                                               {"gpukit::train::write_history", "'path'", "h.txt", ".csv", ".json"});
+  CHECK_FALSE(std::ifstream(txt).good());
+  h.learning_rate.pop_back();
+  const std::string csv = dir.path().string() + "/h.csv";
+  require_throws_naming<std::invalid_argument>([&] { train::write_history(h, csv); },
+                                               {"'h' has 2 loss values but 1 learning_rate values"});
+  CHECK_FALSE(std::ifstream(csv).good());
+  require_throws_naming<train::history_file_error>([&] { train::write_history(sample_history(), dir.path().string() + "/no/such/h.csv"); },
+                                                   {"no/such/h.csv", "cannot create"});
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(dir.path().string() + "/missing.json"); },
+                                                   {"missing.json", "cannot open"});
+  write_text(csv, "epoch,loss\n1,0.5\n");
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); }, {"h.csv", "header"});
+  std::string good = train::history_csv(sample_history());
+  write_text(csv, good.substr(0, good.rfind(',')) + "\n");  // a row one field short
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); }, {"row 2 has 7 fields"});
+  std::string text = good;
+  text.replace(text.find("0.5"), 3, "zero");
+  write_text(csv, text);
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); },
+                                                   {"row 1, column accuracy", "'zero' is not a number"});
+  const std::string json = dir.path().string() + "/h.json";
+  write_text(json, "{\"epoch\": [1]");
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); }, {"h.json", "not valid JSON"});
+  write_text(json, R"({"epoch":[1],"loss":[null],"accuracy":[1],"val_loss":[null],"val_accuracy":[null],)"
+                   R"("images_per_second":[1],"seconds":[1],"learning_rate":[1]})");
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); },
+                                                   {"'loss'[0] = null is not a number"});
+  write_text(json, R"({"epoch":[1,2],"loss":[1]})");
+  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); },
+                                                   {"'loss' is not an array of 2 values"});
 }
 
 TEST_CASE("fit: arguments are checked before anything trains", "[train][fit][bad_input]") {

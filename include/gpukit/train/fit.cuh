@@ -202,7 +202,7 @@ inline history fit_impl(const cuda_executor&, nn::sequential<cuda_executor>& mod
     const double seconds = elapsed_since(start);
     std::optional<evaluation> val;
     if (o.validation) val = trainer.evaluate(*val_in, *o.validation);
-    record_epoch(h, m, seconds, val);
+    record_epoch(h, m, seconds, val, learning_rate_of(model));
     bar.end_epoch(h);
   }
   return h;

@@ -4,6 +4,7 @@
 //   train::fit_options o;
 //   o.epochs = 5; o.batch_size = 32; o.validation = test_cache;      // Keras' defaults otherwise
 //   train::history h = train::fit(model, train_cache, o);             // h.val_accuracy.back()
+//   train::write_history(h, "history.csv");                           // history.hpp
 //   train::evaluation e = train::evaluate(model, test_cache);
 //   std::vector<float> p = train::predict(model, pixels);             // uint8 NHWC images
 //
@@ -38,8 +39,10 @@
 #include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
+#include "gpukit/core/text.hpp"
 #include "gpukit/nn/sequential.hpp"
 #include "gpukit/train/augment.hpp"
+#include "gpukit/train/history.hpp"
 #include "gpukit/train/loader.hpp"
 #include "gpukit/train/metrics.hpp"
 
@@ -51,7 +54,9 @@
 #include <iostream>
 #include <optional>
 #include <ostream>
+#include <limits>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <unistd.h>
@@ -71,28 +76,15 @@ struct fit_options {
   residency data = residency::automatic;     ///< GPU: where the uint8 images live (loader.hpp)
 };
 
-/// Per epoch, like Keras' History.history; val_* are NaN without a validation set.
-struct history {
-  std::vector<double> loss, accuracy, val_loss, val_accuracy;
-  std::vector<double> images_per_second;  ///< training images / the epoch's training time
-  std::vector<double> seconds;            ///< the epoch's training time (validation excluded)
-  std::size_t epochs() const noexcept { return loss.size(); }
-};
-
 struct evaluation {
   double loss = 0, accuracy = 0;
 };
 
 namespace detail {
 
+/// A non-negative count rounded to a whole number, with thousands separators.
 inline std::string thousands(double v) {
-  const auto n = static_cast<unsigned long long>(v < 0 ? 0 : std::llround(v));
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
+  return gpukit::detail::with_thousands(static_cast<std::uint64_t>(v < 0 ? 0 : std::llround(v)));
 }
 
 inline std::string fixed(double v, int decimals) {
@@ -208,13 +200,22 @@ inline double elapsed_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-inline void record_epoch(history& h, const running_metrics& m, double seconds, const std::optional<evaluation>& val) {
+inline void record_epoch(history& h, const running_metrics& m, double seconds, const std::optional<evaluation>& val,
+                         double learning_rate) {
   h.loss.push_back(m.loss());
   h.accuracy.push_back(m.accuracy());
   h.seconds.push_back(seconds);
   h.images_per_second.push_back(m.count / std::max(seconds, 1e-12));
   h.val_loss.push_back(val ? val->loss : std::numeric_limits<double>::quiet_NaN());
   h.val_accuracy.push_back(val ? val->accuracy : std::numeric_limits<double>::quiet_NaN());
+  h.learning_rate.push_back(learning_rate);
+}
+
+/// The learning rate the model's optimizer applies (constant over a fit today).
+template <class Exec>
+double learning_rate_of(const nn::sequential<Exec>& model) {
+  return std::visit([](const auto& o) { return static_cast<double>(o.learning_rate); },
+                    model.compiled_plan().optimizer_config());
 }
 
 // ---- the CPU path ------------------------------------------------------------------------
@@ -265,7 +266,7 @@ inline history fit_impl(const cpu_executor&, nn::sequential<cpu_executor>& model
     const double seconds = elapsed_since(start);
     std::optional<evaluation> val;
     if (o.validation) val = evaluate_cpu(model, *o.validation, b, o.augment.rescale, x, y);
-    record_epoch(h, m, seconds, val);
+    record_epoch(h, m, seconds, val, learning_rate_of(model));
     bar.end_epoch(h);
   }
   return h;
