@@ -7,6 +7,7 @@
 #include "gpukit/io/synthetic.hpp"
 #include "gpukit/nn.cuh"
 #include "gpukit/train/fit.hpp"
+#include "support/bad_input.hpp"
 #include "train/train_support.hpp"
 
 #include <cmath>
@@ -281,41 +282,50 @@ TEST_CASE("history files: CSV and JSON give back the same doubles", "[train][fit
 }
 
 TEST_CASE("history files: bad input is a typed error naming the file, nothing written", "[train][fit][history][bad_input]") {
+  using gpukit_test::bad_input;
+  using train::history_file_error;
   const train_test::temp_dir dir("history_bad");
   train::history h = sample_history();
   const std::string txt = dir.path().string() + "/h.txt";
-  require_throws_naming<std::invalid_argument>([&] { train::write_history(h, txt); },
-                                               {"gpukit::train::write_history", "'path'", "h.txt", ".csv", ".json"});
+  bad_input<std::invalid_argument>("gpukit::train::write_history", "'path'", "an extension other than .csv or .json",
+                                   [&] { train::write_history(h, txt); }, {"h.txt", ".csv", ".json"});
   CHECK_FALSE(std::ifstream(txt).good());
   h.learning_rate.pop_back();
   const std::string csv = dir.path().string() + "/h.csv";
-  require_throws_naming<std::invalid_argument>([&] { train::write_history(h, csv); },
-                                               {"'h' has 2 loss values but 1 learning_rate values"});
+  bad_input<std::invalid_argument>("gpukit::train::write_history", "'h'", "columns of different lengths",
+                                   [&] { train::write_history(h, csv); }, {"2 loss values but 1 learning_rate values"});
   CHECK_FALSE(std::ifstream(csv).good());
-  require_throws_naming<train::history_file_error>([&] { train::write_history(sample_history(), dir.path().string() + "/no/such/h.csv"); },
-                                                   {"no/such/h.csv", "cannot create"});
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(dir.path().string() + "/missing.json"); },
-                                                   {"missing.json", "cannot open"});
+  const std::string nowhere = dir.path().string() + "/no/such/h.csv";
+  bad_input<history_file_error>("gpukit::train::write_history", "'path'", "a folder that does not exist",
+                                [&] { train::write_history(sample_history(), nowhere); }, {"no/such/h.csv", "cannot create"});
+  const std::string missing = dir.path().string() + "/missing.json";
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a file that does not exist",
+                                [&] { (void)train::read_history(missing); }, {"missing.json", "cannot open"});
+  bad_input<std::invalid_argument>("gpukit::train::read_history", "'path'", "an extension other than .csv or .json",
+                                   [&] { (void)train::read_history(txt); }, {"h.txt"});
   write_text(csv, "epoch,loss\n1,0.5\n");
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); }, {"h.csv", "header"});
-  std::string good = train::history_csv(sample_history());
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a CSV without the history header",
+                                [&] { (void)train::read_history(csv); }, {"h.csv", "header"});
+  const std::string good = train::history_csv(sample_history());
   write_text(csv, good.substr(0, good.rfind(',')) + "\n");  // a row one field short
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); }, {"row 2 has 7 fields"});
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a CSV row with a field missing",
+                                [&] { (void)train::read_history(csv); }, {"row 2 has 7 fields"});
   std::string text = good;
   text.replace(text.find("0.5"), 3, "zero");
   write_text(csv, text);
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(csv); },
-                                                   {"row 1, column accuracy", "'zero' is not a number"});
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a CSV field that is not a number",
+                                [&] { (void)train::read_history(csv); }, {"row 1, column accuracy", "'zero' is not a number"});
   const std::string json = dir.path().string() + "/h.json";
   write_text(json, "{\"epoch\": [1]");
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); }, {"h.json", "not valid JSON"});
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a JSON file cut short",
+                                [&] { (void)train::read_history(json); }, {"h.json", "not valid JSON"});
   write_text(json, R"({"epoch":[1],"loss":[null],"accuracy":[1],"val_loss":[null],"val_accuracy":[null],)"
                    R"("images_per_second":[1],"seconds":[1],"learning_rate":[1]})");
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); },
-                                                   {"'loss'[0] = null is not a number"});
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a JSON null where a number is required",
+                                [&] { (void)train::read_history(json); }, {"'loss'[0] = null is not a number"});
   write_text(json, R"({"epoch":[1,2],"loss":[1]})");
-  require_throws_naming<train::history_file_error>([&] { (void)train::read_history(json); },
-                                                   {"'loss' is not an array of 2 values"});
+  bad_input<history_file_error>("gpukit::train::read_history", "'path'", "a JSON column shorter than 'epoch'",
+                                [&] { (void)train::read_history(json); }, {"'loss' is not an array of 2 values"});
 }
 
 TEST_CASE("fit: arguments are checked before anything trains", "[train][fit][bad_input]") {

@@ -39,11 +39,12 @@ struct history {
   std::size_t epochs() const noexcept { return loss.size(); }
 };
 
-/// A history file that cannot be written or read, or does not hold a history.
+/// A history file that cannot be written or read, or does not hold a history; the message
+/// names the function, the argument 'path' with its value, and what is wrong.
 class history_file_error : public std::runtime_error {
  public:
-  history_file_error(const std::string& file, const std::string& reason)
-      : std::runtime_error("gpukit::train history file '" + file + "': " + reason), file_(file) {}
+  history_file_error(const std::string& file, const std::string& reason, const char* where = "gpukit::train::read_history")
+      : std::runtime_error(std::string(where) + ": argument 'path' = '" + file + "': " + reason), file_(file) {}
   const std::string& file() const noexcept { return file_; }
 
  private:
@@ -53,9 +54,11 @@ class history_file_error : public std::runtime_error {
 namespace detail {
 
 /// The columns of a history file, in order, and the member each one maps to (epoch aside).
+using history_member = std::vector<double> history::*;
+
 struct history_column {
   const char* name;
-  std::vector<double> history::*values;
+  history_member values;
   bool optional;  // empty / null allowed: NaN
 };
 
@@ -227,12 +230,13 @@ inline std::string history_json(const history& h) {
 /// (nothing written), history_file_error when the file cannot be written.
 inline void write_history(const history& h, const std::string& path) {
   constexpr const char* where = "gpukit::train::write_history";
+  detail::check_history_columns(h, where);
   const std::string text = detail::history_is_json(path, where) ? history_json(h) : history_csv(h);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw history_file_error(path, "cannot create it");
+  if (!out) throw history_file_error(path, "cannot create it", where);
   out << text;
   out.close();
-  if (!out) throw history_file_error(path, "cannot write it");
+  if (!out) throw history_file_error(path, "cannot write it", where);
 }
 
 /// Reads a file write_history() wrote (the format by the extension). Throws
