@@ -13,6 +13,11 @@
 //                         (the plain kernel runs it in double: a speed reference only)
 //   mandelbrot_full_iN    2048 x 2048 of the whole set, N = 64, 256, 1024 iterations, double
 //   mandelbrot_boundary_iN  2048 x 2048 of seahorse valley, N = 256, 1024 iterations, double
+//   mandelbrot_zoom_1e-14    1024 x 1024 at pixel size 1e-14, 20000 iterations (the deep_dd view)
+//   mandelbrot_zoom_1e-100   1920 x 1080 at 1e-100, 50000 iterations  } around the Misiurewicz
+//   mandelbrot_zoom_1e-1000  1920 x 1080 at 1e-1000, 50000 iterations } point M_{30,4}
+//                         deep zooms (deep_fractal_bench.hpp, with MPFR): variants named by
+//                         the zoom strategy (gpu_perturbation, cpu_double-double, ...)
 //
 // The CPU renders the big scenes downscaled (same view, fewer pixels: a 2-core CI machine
 // finishes the whole program in a few minutes), so compare per-iteration rates there.
@@ -36,6 +41,9 @@
 // case's Mpixel/s, Giter/s and fraction of that ceiling.
 #include "gpukit/fractal/mandelbrot.cuh"
 #include "support/harness.hpp"
+#if defined(GPUKIT_HAVE_MPFR)
+#include "deep_fractal_bench.hpp"
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -312,6 +320,9 @@ void register_fractal_cases() {
   (void)infos();
   std::atexit(print_fractal_summary);
   for (const auto& c : scenes()) register_scene(c);
+#if defined(GPUKIT_HAVE_MPFR)
+  register_deep_zoom_cases();
+#endif
 }
 
 }  // namespace gpukit_bench

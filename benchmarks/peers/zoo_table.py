@@ -18,6 +18,8 @@ def gpukit_medians(path):
     doc = json.load(open(path))
     out, flops = {}, {}
     for b in doc.get("benchmarks", []):
+        if b.get("run_type", "iteration") != "iteration":
+            continue  # aggregates of --benchmark_repetitions (a stddev is not a median)
         m = re.match(r"^zoo_(train|forward)_(\w+)/(\w+)/([^/]+)", b.get("name", ""))
         if not m or "median_us" not in b:
             continue
@@ -29,6 +31,21 @@ def gpukit_medians(path):
     return out, flops, doc.get("context", {})
 
 
+def torch_medians(path):
+    """torch_zoo.py's medians by (model, kind, variant, batch), and its meta (versions, date)."""
+    doc = json.load(open(path))
+    return {(r["model"], r["kind"], r["variant"], r["batch"]): r["us"] for r in doc["results"]}, doc["meta"]
+
+
+def model_order(medians):
+    """The models of gpukit_medians' keys in the order the benchmark ran them."""
+    models = []
+    for (model, _, _, _) in medians:
+        if model not in models:
+            models.append(model)
+    return models
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("gpukit")
@@ -36,12 +53,8 @@ def main():
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     g, gflops, context = gpukit_medians(a.gpukit)
-    t = json.load(open(a.torch))
-    tm = {(r["model"], r["kind"], r["variant"], r["batch"]): r["us"] for r in t["results"]}
-    models = []
-    for (model, _, _, _) in sorted(g, key=lambda k: list(g).index(k)):
-        if model not in models:
-            models.append(model)
+    tm, meta = torch_medians(a.torch)
+    models = model_order(g)
     batches = sorted({k[3] for k in g if k[2] != "cpu"})
 
     def us(v):
@@ -50,8 +63,8 @@ def main():
     def ratio(peer, ours):
         return f"{peer / ours:.2f}x" if peer and ours else "-"
 
-    lines = [f"GPU: {context.get('gpu', '?')}; PyTorch {t['meta'].get('torch')} (cuDNN {t['meta'].get('cudnn')}), "
-             f"{t['meta'].get('date')}. Times are medians per call in us, L2 flushed before each; "
+    lines = [f"GPU: {context.get('gpu', '?')}; PyTorch {meta.get('torch')} (cuDNN {meta.get('cudnn')}), "
+             f"{meta.get('date')}. Times are medians per call in us, L2 flushed before each; "
              "x = PyTorch's time / gpukit's.", "",
              "Training step (check, forward, loss, backward, Adam):", "",
              "| model | batch | gpukit graph | images/s | TFLOP/s | torch graph FP32 | x | torch graph TF32 | x | "
@@ -82,7 +95,7 @@ def main():
             ef = tm.get((model, "forward", "eager_fp32", b))
             lines.append(f"| {model} | {b} | {us(gg)} | {us(tf)} | {ratio(tf, gg)} | {us(tt)} | {ratio(tt, gg)} | "
                          f"{us(ge)} | {us(ef)} | {ratio(ef, ge)} |")
-    lines += ["", f"CPU fallback, training step ({t['meta'].get('cpu_threads')} threads for PyTorch):", "",
+    lines += ["", f"CPU fallback, training step ({meta.get('cpu_threads')} threads for PyTorch):", "",
               "| model | batch | gpukit CPU | torch CPU | x |", "|---|---:|---:|---:|---:|"]
     for model in models:
         for (m, kind, variant, b), v in g.items():

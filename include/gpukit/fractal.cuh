@@ -7,3 +7,4 @@
 
 #include "gpukit/fractal.hpp"
 #include "gpukit/fractal/mandelbrot.cuh"
+#include "gpukit/fractal/perturbation.cuh"

@@ -1,5 +1,5 @@
-# scripts/lib/common.sh — shared by scripts/test and scripts/bench: find or install what
-# gpukit's build needs, then configure and build.
+# scripts/lib/common.sh — shared by scripts/test, scripts/bench and scripts/plot: find or
+# install what gpukit's build (and its charts) need, then configure and build.
 set -euo pipefail
 
 GPUKIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,7 +22,38 @@ GPUKIT_PACKAGES=(
   "libpng-dev|png.h"
   "libjpeg-dev|jpeglib.h"
   "nlohmann-json3-dev|nlohmann/json.hpp"
+  "libmpfr-dev|mpfr.h"
 )
+
+# Installing distribution packages needs root and apt-get; elsewhere the scripts print the
+# command instead.
+can_apt_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {
+  say "installing $* from the distribution's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Prints the Python 3 that can draw charts: python3 on PATH, else the distribution's
+# /usr/bin/python3, where python3-matplotlib installs (a pyenv or virtualenv python3 first
+# on PATH does not see it). Fails when neither imports matplotlib.
+matplotlib_python() {
+  local py
+  for py in "$(command -v python3 2>/dev/null || true)" /usr/bin/python3; do
+    if [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import matplotlib' >/dev/null 2>&1; then
+      echo "$py"
+      return 0
+    fi
+  done
+  return 1
+}
+
+matplotlib_hint() {
+  echo "charts (scripts/plot) and their tests need Python 3 with matplotlib:" >&2
+  echo "  on Debian/Ubuntu: sudo apt-get install python3-matplotlib   (or: pip install matplotlib)" >&2
+}
 
 ensure_dependencies() {
   local missing=() tools=() entry pkg headers h found
@@ -38,16 +69,22 @@ ensure_dependencies() {
   done
   local wanted=("${tools[@]}" "${missing[@]}")
   if [ ${#wanted[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      say "installing ${wanted[*]} from the distribution's packages"
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq || true
-      apt-get install -y -qq --no-install-recommends "${wanted[@]}" ||
+    if can_apt_install; then
+      apt_install "${wanted[@]}" ||
         { echo "could not install ${wanted[*]}; install them and run again" >&2; exit 1; }
     else
       echo "gpukit needs: ${wanted[*]}" >&2
       echo "on Debian/Ubuntu: sudo apt-get install ${wanted[*]}" >&2
       exit 1
+    fi
+  fi
+  # matplotlib draws the charts; the build and the benchmarks run without it, so where it
+  # cannot be installed that is a note, not an error (the chart tests then skip).
+  if ! matplotlib_python >/dev/null; then
+    if can_apt_install; then
+      apt_install python3-matplotlib || { echo "could not install python3-matplotlib" >&2; matplotlib_hint; }
+    else
+      matplotlib_hint
     fi
   fi
   if ! command -v nvcc >/dev/null 2>&1; then

@@ -6,6 +6,7 @@
 #include "gpukit/fractal/escape_time.hpp"
 #include "gpukit/fractal/mandelbrot.cuh"
 #include "gpukit/fractal/supersample.hpp"
+#include "gpu_cpu_support.hpp"
 #include "support/bad_input.hpp"
 
 #include <cstdint>
@@ -18,6 +19,8 @@ using gpukit::cpu_executor;
 using gpukit::cuda_executor;
 using gpukit::make_host_span;
 using gpukit_test::bad_input;
+using gpukit_test::cpu_memory;
+using gpukit_test::gpu_memory;
 using invalid = std::invalid_argument;
 
 namespace {
@@ -32,32 +35,6 @@ scene small_scene() {
   return s;
 }
 
-/// Buffers of an executor's memory filled from host vectors, and read back.
-struct cpu_memory {
-  cpu_executor exec;
-  template <class T>
-  gpukit::host_buffer<T> make(const std::vector<T>& v) const {
-    gpukit::host_buffer<T> b(v.size());
-    std::copy(v.begin(), v.end(), b.begin());
-    return b;
-  }
-  template <class T>
-  std::vector<T> read(const gpukit::host_buffer<T>& b) const {
-    return std::vector<T>(b.begin(), b.end());
-  }
-};
-struct gpu_memory {
-  gpukit::stream stream;
-  cuda_executor exec{stream.view()};
-  template <class T>
-  gpukit::device_buffer<T> make(const std::vector<T>& v) const {
-    return gpukit::device_buffer<T>::from_host(v, stream.view());
-  }
-  template <class T>
-  std::vector<T> read(const gpukit::device_buffer<T>& b) const {
-    return b.to_host(stream.view());
-  }
-};
 
 bool same(rgb8 a, rgb8 b) { return a.r == b.r && a.g == b.g && a.b == b.b; }
 

@@ -4,6 +4,7 @@
 // counts and colours within rounding; the article's plain kernel within its FMA tolerance;
 // bad input.
 #include "gpukit/fractal/mandelbrot.cuh"
+#include "gpu_cpu_support.hpp"
 #include "scenes.hpp"
 #include "support/catch.hpp"
 
@@ -15,6 +16,7 @@
 using namespace gpukit::fractal;
 using gpukit::cpu_executor;
 using gpukit::cuda_executor;
+using gpukit_test::require_identical;
 using gpukit::make_host_span;
 
 namespace {
@@ -50,19 +52,6 @@ std::vector<std::uint32_t> cpu_work(const scene& s) {
   return out;
 }
 
-/// Requires equal images and reports the first few differing pixels.
-template <class T>
-void require_identical(const std::vector<T>& gpu, const std::vector<T>& cpu, std::size_t width) {
-  REQUIRE(gpu.size() == cpu.size());
-  std::size_t differing = 0;
-  for (std::size_t i = 0; i < gpu.size(); ++i) {
-    if (gpu[i] == cpu[i]) continue;
-    if (++differing <= 5)
-      UNSCOPED_INFO("pixel (" << i % width << ", " << i / width << "): gpu " << +gpu[i] << ", cpu " << +cpu[i]);
-  }
-  INFO(differing << " of " << gpu.size() << " pixels differ");
-  REQUIRE(differing == 0);
-}
 
 void require_same_counts(const scene& s) {
   require_identical(gpu_image<std::uint32_t>(s), cpu_image<std::uint32_t>(s), s.view.width);

@@ -36,6 +36,15 @@ int main() {
   scene.view = gpukit::fractal::bounds_view(-2.0, 1.0, -1.0, 1.0, 6, 4);
   std::vector<std::uint8_t> counts(6 * 4);
   gpukit::fractal::escape_time(cpu, scene, gpukit::make_host_span(counts));
+#if defined(GPUKIT_HAVE_MPFR)
+  // fractal deep zooms: deep_zoom.hpp is reached through fractal.hpp where MPFR is.
+  gpukit::fractal::deep_scene deep;
+  deep.width = 6;
+  deep.height = 4;
+  deep.pixel_size = "1e-40";
+  deep.max_iters = 50;
+  gpukit::fractal::escape_time(cpu, deep, gpukit::make_host_span(counts));
+#endif
 
   // io: synthetic.hpp is reached through io.hpp alone.
   const gpukit::io::synthetic_options synthetic;

@@ -38,18 +38,18 @@ inline void require_supersampling(std::uint32_t aa, const char* where) {
           "argument 'aa' = " + std::to_string(aa) + " is outside [1, " + std::to_string(max_supersampling) + "]");
 }
 
-/// The colour of pixel (x, y) from aa × aa samples.
-template <class T>
-GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std::uint32_t aa, std::uint32_t x,
-                                                  std::uint32_t y) {
+/// The colour of pixel (x, y) from aa × aa samples, `smooth_at(kx, ky)` giving the smooth
+/// count at fractional pixel coordinates (the sample positions of the header comment).
+template <class SmoothAt>
+GPUKIT_HOST_DEVICE inline rgb8 supersample(std::uint32_t max_iters, palette p, std::uint32_t aa, std::uint32_t x,
+                                           std::uint32_t y, SmoothAt&& smooth_at) {
   float r = 0.0f, g = 0.0f, b = 0.0f;
   const double inv = 1.0 / (2.0 * aa);
   for (std::uint32_t j = 0; j < aa; ++j) {
     const double ky = static_cast<double>(y) + static_cast<double>(2 * j + 1) * inv - 0.5;
     for (std::uint32_t i = 0; i < aa; ++i) {
       const double kx = static_cast<double>(x) + static_cast<double>(2 * i + 1) * inv - 0.5;
-      const escape_result e = escape_pixel<true, T>(s, kx, ky);
-      const rgbf c = colour_of_f(e.smooth, s.max_iters, p);
+      const rgbf c = colour_of_f(smooth_at(kx, ky), max_iters, p);
       r += c.r;
       g += c.g;
       b += c.b;
@@ -57,6 +57,14 @@ GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std
   }
   const float n = static_cast<float>(aa * aa);
   return {to_byte(r / n), to_byte(g / n), to_byte(b / n)};
+}
+
+/// The colour of pixel (x, y) of scene s from aa × aa samples.
+template <class T>
+GPUKIT_HOST_DEVICE inline rgb8 supersampled_pixel(const scene& s, palette p, std::uint32_t aa, std::uint32_t x,
+                                                  std::uint32_t y) {
+  return supersample(s.max_iters, p, aa, x, y,
+                     [&](double kx, double ky) { return escape_pixel<true, T>(s, kx, ky).smooth; });
 }
 
 inline void require_palette(palette p, const char* where) {

@@ -1,0 +1,382 @@
+// gpukit/fractal/perturbation.hpp — the per-pixel perturbation iteration that the CPU path
+// and the GPU kernel share, and its CPU path. What it reads (the reference orbit and its
+// approximation tables) is made on the host by plan_deep_zoom (deep_zoom.hpp), which holds
+// the front ends.
+//
+// A pixel c = C + dc is followed as z_n = Z_n + δ_n around the reference orbit Z_n of C:
+//     δ_{n+1} = (2 Z_n + δ_n) δ_n + dc          (= 2 Z_n δ_n + δ_n² + dc)
+// with three things added:
+// - Bilinear approximation (bla.hpp): where a table step holds the delta, many iterations
+//   are one step δ ← A δ + B dc.
+// - Rebasing (Zhuoran): when z gets closer to 0 than to the reference point, here when
+//   max(|Re z|, |Im z|) < max(|Re δ|, |Im δ|), the pixel continues from the orbit's start
+//   with δ = z. This is exact (Z_0 = 0), and it is what keeps the delta small beside the
+//   reference value it is added to: a pixel that passed near 0 while the reference did
+//   not would otherwise lose its digits in z = Z + δ and come out with its neighbours'
+//   count (a glitch; Pauldelbrot's criterion |z| < 10^-3 |Z| detects them, and the
+//   Rebase = false variant below counts those detections for tests). The same move
+//   continues pixels past the end of an orbit that escaped before them.
+// - Escape: the article's test |z|² >= 4 on z = Z + δ in double, its count convention (the
+//   index of the iteration that escaped), and the smooth count of iteration.hpp.
+//
+// Deltas are doubles while the zoom lets them be (pixel sizes >= ~1e-290). Deeper, a
+// delta starts in the extended-exponent form (extended_float.hpp, with the tables' and
+// the orbit's extended forms) and moves to double once it has grown past 2^-400, where
+// nothing it is combined with can underflow any more (a dc too small for a normal double
+// is then negligible beside it), and back when it falls below 2^-450 (after a rebase
+// near 0).
+// Most iterations of deep pixels are either skipped by the tables or done in double.
+//
+// Every operation is rounded as strict_fp.hpp says, so the CPU and the GPU give the same
+// counts, bit for bit.
+//
+// Host-compilable: compiles with a plain C++17 compiler; the GPU path is in
+// perturbation.cuh, included from here when nvcc compiles.
+#pragma once
+
+#include "gpukit/core/dispatch.hpp"
+#include "gpukit/core/executor.hpp"
+#include "gpukit/fractal/bla.hpp"
+#include "gpukit/fractal/colour.hpp"
+#include "gpukit/fractal/extended_float.hpp"
+#include "gpukit/fractal/iteration.hpp"
+#include "gpukit/fractal/supersample.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+GPUKIT_STRICT_FP_BEGIN
+
+namespace gpukit::fractal {
+
+/// Everything a perturbed render reads, in host memory (plan_deep_zoom makes it).
+struct perturbation_reference {
+  std::vector<dcomplex> orbit;    ///< Z_0 .. Z_length in double
+  std::vector<xcomplex> orbit_x;  ///< the same, extended (only when `extended`)
+  bla_table bla;                  ///< steps_x filled only when `extended`
+  std::uint32_t length = 0;       ///< the orbit's last index (reference_orbit::length)
+  bool extended = false;          ///< deltas start in the extended form (pixel sizes below ~1e-290)
+  std::uint32_t width = 1, height = 1;
+  std::uint32_t max_iters = 1;
+  xfloat pixel;                        ///< the pixel size, rounded to a double's mantissa
+  double offset_x = 0.0, offset_y = 0.0;  ///< the reference point's pixel coordinates
+  double center_re = 0.0, center_im = 0.0;  ///< the reference point in double (smooth count only)
+};
+
+/// A perturbation_reference as pointers (host or device memory) and scalars: what the
+/// per-pixel function reads. Trivially copyable: passed to kernels by value.
+struct perturbation_view {
+  const dcomplex* orbit = nullptr;
+  const xcomplex* orbit_x = nullptr;
+  const bla_step* bla = nullptr;
+  const bla_step_x* bla_x = nullptr;
+  bla_levels levels;
+  std::uint32_t length = 0, max_iters = 1, width = 1, height = 1;
+  xfloat pixel;
+  double offset_x = 0.0, offset_y = 0.0, center_re = 0.0, center_im = 0.0;
+};
+
+/// The view of a reference in host memory.
+inline perturbation_view host_view(const perturbation_reference& r) {
+  perturbation_view v;
+  v.orbit = r.orbit.data();
+  v.orbit_x = r.extended ? r.orbit_x.data() : nullptr;
+  v.bla = r.bla.steps.data();
+  v.bla_x = r.extended ? r.bla.steps_x.data() : nullptr;
+  v.levels = r.bla.levels;
+  v.length = r.length;
+  v.max_iters = r.max_iters;
+  v.width = r.width;
+  v.height = r.height;
+  v.pixel = r.pixel;
+  v.offset_x = r.offset_x;
+  v.offset_y = r.offset_y;
+  v.center_re = r.center_re;
+  v.center_im = r.center_im;
+  return v;
+}
+
+/// What one pixel's perturbed iteration produced.
+struct perturbed_result {
+  escape_result r;             ///< count, steps performed (table steps count one each), smooth count
+  std::uint32_t rebases = 0;   ///< moves back to the orbit's start (reference ends included)
+  std::uint32_t glitches = 0;  ///< Pauldelbrot detections; counted only with rebasing off
+};
+
+namespace detail {
+
+/// Pauldelbrot's criterion, squared: |z|² < 10^-6 |Z|².
+inline constexpr double glitch_tolerance2 = 1e-6;
+/// An extended delta moves to double at |δ| >= 2^-400 (largest part) ...
+inline constexpr std::int32_t double_phase_exponent = -400;
+/// ... and back below 2^-450.
+inline constexpr double extended_phase_below = 0x1p-450;
+/// The double phase adds dc only from 2^-960 up.
+inline constexpr std::int32_t double_dc_exponent = -960;
+
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE double largest_part(double re, double im) {
+  const double a = std::fabs(re), b = std::fabs(im);
+  return a > b ? a : b;
+}
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE xfloat largest_part(const xcomplex& z) {
+  if (is_zero(z)) return {};
+  return {largest_part(z.re, z.im), z.e};
+}
+
+/// dc of the point at pixel coordinates (kx, ky) (fractional for supersampling):
+/// ((kx − offset_x) · pixel, (ky − offset_y) · pixel), each product rounded once.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE xcomplex pixel_delta(const perturbation_view& v, double kx, double ky) {
+  return to_xcomplex(sub(kx, v.offset_x), sub(ky, v.offset_y)) * v.pixel;
+}
+
+/// One step of a double delta at reference index m after i iterations: the longest table
+/// step that holds it, or one perturbation step. Advances m and i.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void step_double(const perturbation_view& v, dcomplex& d, dcomplex dc,
+                                                       std::uint32_t& m, std::uint32_t& i) {
+  if (m >= 1) {
+    const bla_step* s = nullptr;
+    const std::uint32_t l = find_bla_step(v.levels, v.bla, m, v.max_iters - i, largest_part(d.re, d.im), s);
+    if (l != 0) {
+      d = apply(*s, d, dc);
+      m += l;
+      i += l;
+      return;
+    }
+  }
+  const dcomplex z = v.orbit[m];
+  const double tr = twice_plus(z.re, d.re), ti = twice_plus(z.im, d.im);  // 2Z + δ
+  d = {add(sub(mul(tr, d.re), mul(ti, d.im)), dc.re), add(add(mul(tr, d.im), mul(ti, d.re)), dc.im)};
+  ++m;
+  ++i;
+}
+
+/// The same for an extended delta.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void step_extended(const perturbation_view& v, xcomplex& d, const xcomplex& dc,
+                                                         std::uint32_t& m, std::uint32_t& i) {
+  if (m >= 1) {
+    const bla_step_x* s = nullptr;
+    const std::uint32_t l = find_bla_step(v.levels, v.bla_x, m, v.max_iters - i, largest_part(d), s);
+    if (l != 0) {
+      d = apply(*s, d, dc);
+      m += l;
+      i += l;
+      return;
+    }
+  }
+  d = (scaled(v.orbit_x[m], 1) + d) * d + dc;
+  ++m;
+  ++i;
+}
+
+/// The result of a pixel whose z = (zr, zi) escaped after i iterations.
+template <bool Smooth>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE escape_result escaped_at(const perturbation_view& v, double zr, double zi,
+                                                               const xcomplex& dc, std::uint32_t i,
+                                                               std::uint32_t executed) {
+  escape_result r{i - 1, executed, 0.0f};
+  if constexpr (Smooth) {
+    // A few more plain steps in double: z is large now, and c needs no more digits than
+    // the smooth count's float result has.
+    const double cr = add(v.center_re, real_double(dc)), ci = add(v.center_im, imag_double(dc));
+    r.smooth = smooth_count(start_orbit(zr, zi), cr, ci, r.count, v.max_iters, r.executed);
+  }
+  return r;
+}
+
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE perturbed_result not_escaped(std::uint32_t max_iters) {
+  perturbed_result p;
+  p.r = interior_result(max_iters, 0);
+  return p;
+}
+
+/// A pixel with double deltas. Rebase = false turns the |z| < |δ| rebasing off (the
+/// orbit's end still rebases) and counts Pauldelbrot's detections instead: tests use it to
+/// show that a scene glitches without rebasing.
+template <bool Smooth, bool Rebase = true>
+GPUKIT_HOST_DEVICE inline perturbed_result perturbed_pixel_double(const perturbation_view& v, double kx, double ky) {
+  const xcomplex dcx = pixel_delta(v, kx, ky);
+  const dcomplex dc{real_double(dcx), imag_double(dcx)};
+  perturbed_result p = not_escaped(v.max_iters);
+  dcomplex d{};
+  std::uint32_t m = 0, i = 0, executed = 0;
+  while (i < v.max_iters) {
+    step_double(v, d, dc, m, i);
+    ++executed;
+    const dcomplex zm = v.orbit[m];
+    const double zr = add(zm.re, d.re), zi = add(zm.im, d.im);
+    const double mag = add(mul(zr, zr), mul(zi, zi));
+    if (at_least_four(mag)) {
+      p.r = escaped_at<Smooth>(v, zr, zi, dcx, i, executed);
+      return p;
+    }
+    bool rebase = m == v.length;
+    if constexpr (Rebase) {
+      rebase = rebase || largest_part(zr, zi) < largest_part(d.re, d.im);
+    } else if (mag < mul(glitch_tolerance2, add(mul(zm.re, zm.re), mul(zm.im, zm.im)))) {
+      ++p.glitches;
+    }
+    if (rebase) {
+      d = {zr, zi};
+      m = 0;
+      ++p.rebases;
+    }
+  }
+  p.r.executed = executed;
+  return p;
+}
+
+/// A pixel whose deltas start in the extended form (see the header comment).
+template <bool Smooth>
+GPUKIT_HOST_DEVICE inline perturbed_result perturbed_pixel_extended(const perturbation_view& v, double kx, double ky) {
+  const xcomplex dcx = pixel_delta(v, kx, ky);
+  // The double phase adds dc where it is a normal double with room to spare; below that
+  // (|dc| < 2^-960) it is far below any rounding beside a double-phase delta (>= 2^-450),
+  // while its subnormal double would carry few correct bits.
+  const dcomplex dc = dcx.e >= double_dc_exponent ? dcomplex{real_double(dcx), imag_double(dcx)} : dcomplex{};
+  perturbed_result p = not_escaped(v.max_iters);
+  xcomplex dx{};
+  dcomplex d{};
+  bool extended = true;
+  std::uint32_t m = 0, i = 0, executed = 0;
+  while (i < v.max_iters) {
+    double zr, zi;
+    bool rebase;
+    if (extended) {
+      step_extended(v, dx, dcx, m, i);
+      const xcomplex z = v.orbit_x[m] + dx;
+      zr = real_double(z);
+      zi = imag_double(z);
+      rebase = m == v.length || less_nonnegative(largest_part(z), largest_part(dx));
+      if (rebase) dx = z;
+    } else {
+      step_double(v, d, dc, m, i);
+      const dcomplex zm = v.orbit[m];
+      zr = add(zm.re, d.re);
+      zi = add(zm.im, d.im);
+      rebase = m == v.length || largest_part(zr, zi) < largest_part(d.re, d.im);
+      if (rebase) d = {zr, zi};
+    }
+    ++executed;
+    if (at_least_four(add(mul(zr, zr), mul(zi, zi)))) {
+      p.r = escaped_at<Smooth>(v, zr, zi, dcx, i, executed);
+      return p;
+    }
+    if (rebase) {
+      m = 0;
+      ++p.rebases;
+    }
+    if (extended && dx.e >= double_phase_exponent) {
+      d = {real_double(dx), imag_double(dx)};
+      extended = false;
+    } else if (!extended && largest_part(d.re, d.im) < extended_phase_below) {
+      dx = to_xcomplex(d.re, d.im);
+      extended = true;
+    }
+  }
+  p.r.executed = executed;
+  return p;
+}
+
+/// The pixel at pixel coordinates (kx, ky), with the delta form the reference asks for.
+template <bool Extended, bool Smooth>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE perturbed_result perturbed_pixel(const perturbation_view& v, double kx,
+                                                                       double ky) {
+  if constexpr (Extended) {
+    return perturbed_pixel_extended<Smooth>(v, kx, ky);
+  } else {
+    return perturbed_pixel_double<Smooth>(v, kx, ky);
+  }
+}
+
+/// Pixel (x, y) coloured from aa × aa samples (supersample.hpp's sample positions).
+template <bool Extended>
+GPUKIT_HOST_DEVICE inline rgb8 perturbed_colour(const perturbation_view& v, palette p, std::uint32_t aa,
+                                                std::uint32_t x, std::uint32_t y) {
+  return supersample(v.max_iters, p, aa, x, y,
+                     [&](double kx, double ky) { return perturbed_pixel<Extended, true>(v, kx, ky).r.smooth; });
+}
+
+// --- the CPU path ---------------------------------------------------------------------------
+
+/// Every pixel, rows shared out dynamically (their costs differ wildly). Work: write the
+/// steps performed instead of the output element.
+template <bool Extended, class Out, bool Work>
+void perturbation_rows(const cpu_executor& exec, const perturbation_view& v, Out* out) {
+  constexpr bool smooth = std::is_same_v<Out, float> && !Work;
+  const std::size_t width = v.width;
+  const auto height = static_cast<std::ptrdiff_t>(v.height);
+#pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
+  for (std::ptrdiff_t y = 0; y < height; ++y) {
+    Out* row = out + static_cast<std::size_t>(y) * width;
+    for (std::size_t x = 0; x < width; ++x) {
+      const perturbed_result p = perturbed_pixel<Extended, smooth>(v, static_cast<double>(x), static_cast<double>(y));
+      if constexpr (Work) {
+        row[x] = p.r.executed;
+      } else {
+        row[x] = to_output<Out>(p.r);
+      }
+    }
+  }
+}
+
+template <class Out, bool Work>
+void perturbation_dispatch(const cpu_executor& exec, const perturbation_reference& ref, Out* out) {
+  const perturbation_view v = host_view(ref);
+  if (ref.extended)
+    perturbation_rows<true, Out, Work>(exec, v, out);
+  else
+    perturbation_rows<false, Out, Work>(exec, v, out);
+}
+
+/// escape_time's CPU path for perturbed plans (arguments checked by deep_zoom.hpp).
+template <class Out>
+void perturbation_escape_time_impl(const cpu_executor& exec, const perturbation_reference& ref, Out* out) {
+  perturbation_dispatch<Out, false>(exec, ref, out);
+}
+
+/// count_iterations' CPU path for perturbed plans.
+inline void perturbation_count_iterations_impl(const cpu_executor& exec, const perturbation_reference& ref,
+                                               std::uint32_t* out) {
+  perturbation_dispatch<std::uint32_t, true>(exec, ref, out);
+}
+
+/// render_rgb's CPU path for perturbed plans.
+inline void perturbation_render_rgb_impl(const cpu_executor& exec, const perturbation_reference& ref, palette p,
+                                         std::uint32_t aa, rgb8* out) {
+  const perturbation_view v = host_view(ref);
+  const auto height = static_cast<std::ptrdiff_t>(v.height);
+#pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
+  for (std::ptrdiff_t y = 0; y < height; ++y) {
+    const auto yy = static_cast<std::uint32_t>(y);
+    for (std::uint32_t x = 0; x < v.width; ++x)
+      out[static_cast<std::size_t>(y) * v.width + x] =
+          ref.extended ? perturbed_colour<true>(v, p, aa, x, yy) : perturbed_colour<false>(v, p, aa, x, yy);
+  }
+}
+
+// --- the GPU path: defined in perturbation.cuh ----------------------------------------------
+
+#if defined(__CUDACC__)
+template <class Out>
+void perturbation_escape_time_impl(const cuda_executor& exec, const perturbation_reference& ref, Out* out);
+inline void perturbation_count_iterations_impl(const cuda_executor& exec, const perturbation_reference& ref,
+                                               std::uint32_t* out);
+inline void perturbation_render_rgb_impl(const cuda_executor& exec, const perturbation_reference& ref, palette p,
+                                         std::uint32_t aa, rgb8* out);
+#else
+GPUKIT_GPU_ONLY_STUB(perturbation_escape_time_impl)
+GPUKIT_GPU_ONLY_STUB(perturbation_count_iterations_impl)
+GPUKIT_GPU_ONLY_STUB(perturbation_render_rgb_impl)
+#endif
+
+}  // namespace detail
+}  // namespace gpukit::fractal
+
+GPUKIT_STRICT_FP_END
+
+#if defined(__CUDACC__)
+#include "gpukit/fractal/perturbation.cuh"
+#endif
