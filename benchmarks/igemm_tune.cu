@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace nn = gpukit::nn;
@@ -63,16 +64,9 @@ std::ofstream csv;
 /// run_igemm with another pipeline (k per stage BK, stages S) than the library's default.
 template <int BK, int S, class Map>
 void run_pipeline(const Map& map, const detail::igemm_config& c, float* partial, gpukit::stream_view s) {
-  switch (c.bm * 1000 + c.bn) {
-    case 128128: detail::launch_igemm_tile<128, 128, Map, BK, S>(map, c, partial, s); break;
-    case 128064: detail::launch_igemm_tile<128, 64, Map, BK, S>(map, c, partial, s); break;
-    case 64128: detail::launch_igemm_tile<64, 128, Map, BK, S>(map, c, partial, s); break;
-    case 64064: detail::launch_igemm_tile<64, 64, Map, BK, S>(map, c, partial, s); break;
-    default: detail::launch_igemm_tile<32, 64, Map, BK, S>(map, c, partial, s); break;
-  }
-  if (c.splits > 1)
-    gpukit::launch(detail::igemm_reduce_kernel<Map>, detail::grid_for(static_cast<std::size_t>(map.m) * map.n), s, map,
-                   static_cast<const float*>(partial), c.splits);
+  if (!detail::with_igemm_tile(c, detail::igemm_tile_launcher<Map, BK, S>{map, c, partial, s}))
+    throw std::logic_error("gpukit_igemm_tune: no kernel for tile " + c.describe());
+  detail::reduce_igemm_splits(map, c, partial, s);
 }
 
 /// The pipelines compared with the default on the chosen tile (tf32x3).
@@ -92,28 +86,30 @@ using pipeline_list =
 /// Times `run(config, partial)` for the chosen config and every tile x math x {cost-model
 /// split, 1}; `partial` holds what the config's split needs.
 void tune(gpukit::stream& s, const std::string& name, long long m, long long n, long long k,
-          const nn::path_target& t, const runner& run_with, const pipeline_list& variants) {
+          const nn::path_target& t, const runner& run_with, const pipeline_list& variants,
+          detail::igemm_operands ops = {}) {
   gpukit::device_buffer<float> partial(1, s.view());
   const auto run = [&](const detail::igemm_config& c) {
     if (partial.size() < c.partial_floats(m, n)) partial = gpukit::device_buffer<float>(c.partial_floats(m, n), s.view());
     run_with(c, partial.data());
   };
-  const detail::igemm_config chosen = detail::choose_igemm(m, n, k, t);
+  const detail::igemm_config chosen = detail::choose_igemm(m, n, k, t, {}, ops);
   const double chosen_us = time_us(s, [&] { run(chosen); });
   candidate best{chosen, chosen_us};
   for (const auto tile : detail::igemm_tiles)
     for (bool simt : {false, true})
       for (bool no_split : {false, true}) {
         detail::igemm_request r;
-        r.bm = tile.bm, r.bn = tile.bn, r.force_simt = simt;
-        const int model_splits = detail::choose_igemm(m, n, k, t, r).splits;
+        if (simt && !tile.has_simt()) continue;
+        r.bm = tile.bm, r.bn = tile.bn, r.warps = tile.warps(), r.force_simt = simt;
+        const int model_splits = detail::choose_igemm(m, n, k, t, r, ops).splits;
         if (no_split) {
           if (model_splits == 1) continue;  // the same as the cost-model split
           r.splits = 1;
         }
-        const detail::igemm_config c = detail::choose_igemm(m, n, k, t, r);
+        const detail::igemm_config c = detail::choose_igemm(m, n, k, t, r, ops);
         const double us = time_us(s, [&] { run(c); });
-        if (csv) csv << name << "," << m << "," << n << "," << k << "," << c.bm << "x" << c.bn << ","
+        if (csv) csv << name << "," << m << "," << n << "," << k << "," << c.bm << "x" << c.bn << "w" << c.wm * c.wn << ","
                      << (simt ? "simt" : "tf32x3") << "," << c.splits << "," << us << "\n";
         if (us < best.us) best = {c, us};
       }
@@ -121,6 +117,7 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
   for (const auto& variant : variants) {
     const std::string& label = variant.first;
     const auto& fn = variant.second;
+    if (label.rfind("k32", 0) == 0 && chosen.wm * chosen.wn < 8) continue;  // 4 warps stage 16 of k
     if (partial.size() < chosen.partial_floats(m, n)) partial = gpukit::device_buffer<float>(chosen.partial_floats(m, n), s.view());
     const double us = time_us(s, [&] { fn(chosen, partial.data(), s.view()); });
     char text[64];
@@ -191,15 +188,18 @@ int main(int argc, char** argv) try {
           const long long pixels = static_cast<long long>(g.n) * g.oh * g.ow;
           const auto fprop = detail::make_fprop_map(g, x, w, b, y);
           tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); }, pipelines(fprop));
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); }, pipelines(fprop),
+               detail::igemm_operands{std::decay_t<decltype(fprop)>::b_k_fast});
           const auto wgrad = detail::make_wgrad_map(g, y, x, dw, db, false);
           tune(s, tag + "conv wgrad", g.oc, g.kdim() + 1, pixels, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); }, pipelines(wgrad));
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); }, pipelines(wgrad),
+               detail::igemm_operands{std::decay_t<decltype(wgrad)>::b_k_fast});
           if (st.needs_dx) {
             const detail::dgrad_phase ph = detail::make_dgrad_phase(g, 0, 0);
             const auto dgrad = detail::make_dgrad_map(g, ph, w, y, dx, nn::activation::none, nullptr);
             tune(s, tag + "conv dgrad (phase 0)", g.ic, ph.pixels(g.n), static_cast<long long>(g.oc) * ph.taps(), t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); }, pipelines(dgrad));
+                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); }, pipelines(dgrad),
+               detail::igemm_operands{std::decay_t<decltype(dgrad)>::b_k_fast});
           }
         } else if (st.kind == nn::stage_kind::dense) {
           const detail::dense_geometry g = st.dense_geometry(batch);
@@ -214,18 +214,21 @@ int main(int argc, char** argv) try {
           f.m = g.n, f.n = g.out, f.k = g.in, f.a = x, f.a_m = g.in, f.a_k = 1, f.b = w, f.b_k = 1, f.b_n = g.in;
           f.c = y, f.c_m = g.out, f.bias = b;
           tune(s, tag + "dense forward", g.n, g.out, g.in, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(f, c, partial, s.view()); }, pipelines(f));
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(f, c, partial, s.view()); }, pipelines(f),
+               detail::igemm_operands{std::decay_t<decltype(f)>::b_k_fast});
           detail::dense_wgrad_map mw;
           mw.m = g.out, mw.n = g.in + 1, mw.k = g.n, mw.a = y, mw.a_m = 1, mw.a_k = g.out, mw.b = x, mw.b_k = g.in,
           mw.b_n = 1, mw.ones_column = g.in, mw.c = dw, mw.c_m = g.in, mw.row_sum = db;
           tune(s, tag + "dense dw", g.out, g.in + 1LL, g.n, t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mw, c, partial, s.view()); }, pipelines(mw));
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mw, c, partial, s.view()); }, pipelines(mw),
+               detail::igemm_operands{std::decay_t<decltype(mw)>::b_k_fast});
           if (st.needs_dx) {
             detail::dense_dgrad_map mx;
             mx.m = g.n, mx.n = g.in, mx.k = g.out, mx.a = y, mx.a_m = g.out, mx.a_k = 1, mx.b = w, mx.b_k = g.in,
             mx.b_n = 1, mx.c = dx, mx.c_m = g.in;
             tune(s, tag + "dense dx", g.n, g.in, g.out, t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mx, c, partial, s.view()); }, pipelines(mx));
+                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(mx, c, partial, s.view()); }, pipelines(mx),
+               detail::igemm_operands{std::decay_t<decltype(mx)>::b_k_fast});
           }
         }
         s.synchronize();

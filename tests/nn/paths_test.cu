@@ -45,8 +45,9 @@ std::vector<detail::igemm_request> igemm_variants() {
   std::vector<detail::igemm_request> out;
   for (const auto tile : detail::igemm_tiles)
     for (bool simt : {false, true}) {
+      if (simt && !tile.has_simt()) continue;
       detail::igemm_request r;
-      r.bm = tile.bm, r.bn = tile.bn, r.force_simt = simt;
+      r.bm = tile.bm, r.bn = tile.bn, r.warps = tile.warps(), r.force_simt = simt;
       out.push_back(r);
     }
   detail::igemm_request split;
@@ -59,7 +60,8 @@ std::vector<detail::igemm_request> igemm_variants() {
 }
 
 std::string describe(const detail::igemm_request& r) {
-  return "tile " + std::to_string(r.bm) + "x" + std::to_string(r.bn) + " splits " + std::to_string(r.splits) +
+  return "tile " + std::to_string(r.bm) + "x" + std::to_string(r.bn) + " on " + std::to_string(r.warps) + " warps splits " +
+         std::to_string(r.splits) +
          (r.force_simt ? " FP32 FMA" : " 3xTF32");
 }
 
@@ -140,6 +142,7 @@ TEST_CASE("conv: the implicit GEMM at every tile and math, forward, weight and i
       if (r.bm != 0) {
         CHECK(p.forward_gemm.bm == r.bm);
         CHECK(p.forward_gemm.bn == r.bn);
+        if (r.warps != 0) CHECK(p.forward_gemm.wm * p.forward_gemm.wn == r.warps);
         CHECK(p.wgrad_gemm.bm == r.bm);
         CHECK(p.forward_gemm.math == (r.force_simt ? detail::igemm_math::simt : detail::igemm_math::tf32x3));
       }
@@ -272,6 +275,9 @@ TEST_CASE("dense: one block, split-K, the fused backward and the implicit GEMM a
     r.forward = fk::igemm, r.backward = bk::igemm, r.gemm = v;
     const detail::dense_path p = check_dense(g, {37, 300, 90, activation::relu}, r, true);
     CHECK(p.forward == fk::igemm);
-    if (v.bm != 0) CHECK(p.dw_gemm.bn == v.bn);
+    if (v.bm != 0) {
+      CHECK(p.dw_gemm.bn == v.bn);
+      if (v.warps != 0) CHECK(p.dw_gemm.wm * p.dw_gemm.wn == v.warps);
+    }
   }
 }

@@ -64,11 +64,22 @@ TEST_CASE("the implicit GEMM's tile choice: forced tiles, splits that cover k in
         CHECK(c.math == detail::igemm_math::tf32x3);
         CHECK(c.partial_floats(m, n) == (c.splits > 1 ? static_cast<std::size_t>(c.splits * m * n) : 0u));
       }
-  // A product that fills the GPU many times over takes the largest tile and no split.
+  // A product that fills the GPU many times over takes a large tile and no split.
   const detail::igemm_config big = detail::choose_igemm(4096, 4096, 4096, h200);
-  CHECK(big.bm == 128);
-  CHECK(big.bn == 128);
+  CHECK(big.bm * big.bn >= 128 * 128);
   CHECK(big.splits == 1);
+  // Every tile's warp grid splits it into whole 16x8 mma tiles, and forced warps are taken.
+  for (const auto& tile : detail::igemm_tiles) {
+    CAPTURE(tile.bm, tile.bn, tile.wm, tile.wn);
+    CHECK(tile.bm % (16 * tile.wm) == 0);
+    CHECK(tile.bn % (8 * tile.wn) == 0);
+    detail::igemm_request w;
+    w.bm = tile.bm, w.bn = tile.bn, w.warps = tile.warps();
+    const detail::igemm_config c = detail::choose_igemm(1000, 1000, 1000, h200, w);
+    CHECK(c.bm == tile.bm);
+    CHECK(c.wm == tile.wm);
+    CHECK(c.wn == tile.wn);
+  }
   // A long, narrow one (a weight gradient) is split over k.
   CHECK(detail::choose_igemm(64, 577, 262144, h200).splits > 1);
   // Forced tiles and splits are taken as asked.

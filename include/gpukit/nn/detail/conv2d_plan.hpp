@@ -362,7 +362,7 @@ inline conv2d_path choose_conv2d_path(const conv_geometry& g, const path_target&
   if (wk == conv_wgrad_kind::band) {
     p.wgrad_partial_at = bs.add<float>(band.partial_floats(gp));
   } else {
-    p.wgrad_gemm = choose_igemm(g.oc, taps + 1, pixels, t, r.gemm);
+    p.wgrad_gemm = choose_igemm(g.oc, taps + 1, pixels, t, r.gemm, igemm_operands{true});
     p.wgrad_partial_at = bs.add<float>(p.wgrad_gemm.partial_floats(g.oc, taps + 1));
   }
   p.needs_dz = (g.pooled || g.act != activation::none) && (want_dx || wk == conv_wgrad_kind::igemm);

@@ -193,7 +193,7 @@ inline dense_path choose_dense_path(const dense_geometry& g, const path_target& 
   if (fwd == dense_forward_kind::splitk) {
     p.forward_partial_at = fs.add<float>(sk.partial_floats);
   } else if (fwd == dense_forward_kind::igemm) {
-    p.forward_gemm = choose_igemm(rows, g.out, g.in, t, r.gemm);
+    p.forward_gemm = choose_igemm(rows, g.out, g.in, t, r.gemm, igemm_operands{true});
     p.forward_partial_at = fs.add<float>(p.forward_gemm.partial_floats(rows, g.out));
   }
   p.forward_scratch = fs.bytes;

@@ -19,8 +19,12 @@
 // ahead of the one being multiplied, so the loads of a stage are in flight while two others
 // are multiplied. Stages are [k][m] and [k][n], each row padded by 8 floats so that both the
 // SIMT float4 reads and the tensor-core fragment reads are free of bank conflicts.
-// Both math policies give each thread (bm/16) x (bn/16) accumulators; `acc_row`/`acc_col`
-// say which elements of the tile they are, so the epilogue is shared.
+// A tile runs on wm x wn warps (igemm_plan.hpp's table): with tensor cores each warp owns a
+// (bm/wm) x (bn/wn) warp tile of 16x8 mma tiles, so bigger warp tiles load and split each
+// shared-memory fragment once for more products (64x64 warp tiles: one fragment instruction
+// per tensor-core product, against three for 64x16). FP32 FMA tiles run on 8 warps, each
+// thread an (bm/16) x (bn/16) sub-tile. `acc_row`/`acc_col` say which elements of the tile a
+// thread's accumulators are, so the epilogue is shared.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -31,6 +35,7 @@
 #include "gpukit/nn/detail/kernels.cuh"
 
 #include <stdexcept>
+#include <string>
 
 namespace gpukit::nn::detail {
 
@@ -54,13 +59,13 @@ __device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float&
       : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-/// x ≈ big + small, both TF32 numbers: big is x truncated to TF32 (its low 13 mantissa
-/// bits cleared), and small is x - big (exact in FP32) rounded to TF32 (half an ulp added
-/// to the magnitude, then truncated), so big + small is x to about 2^-21 relative. Two
-/// integer operations each, where cvt.rna.tf32.f32 costs more.
+/// x ≈ big + small: big is x truncated to TF32 (its low 13 mantissa bits cleared, so the
+/// tensor cores read it exactly), small = x - big, exact in FP32 and read by the tensor
+/// cores to TF32's precision (whether they truncate or round its low bits), so big + small
+/// is x to about 2^-21 relative. Two instructions: this runs once per fragment element.
 __device__ __forceinline__ void split_tf32(float x, unsigned& big, unsigned& small) {
   big = __float_as_uint(x) & 0xffffe000u;
-  small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xffffe000u;
+  small = __float_as_uint(x - __uint_as_float(big));
 }
 #endif
 
@@ -76,27 +81,38 @@ __device__ __forceinline__ int simt_offset(int lane16, int i) {
   return lane16 * per + i;
 }
 
-/// Tensor cores: 8 warps as 2 (m) x 4 (n), each a (bm/2) x (bn/4) warp tile of 16x8 mma
-/// tiles; accumulator (i, j) is row g + 8·(i % 2) of m-tile i / 2 and column
-/// 2·tig + (j % 2) of n-tile j / 2 (g = lane / 4, tig = lane % 4).
-template <int BM, int BN, igemm_math Math>
+/// Tensor cores: WM x WN warps, each a (BM/WM) x (BN/WN) warp tile of 16x8 mma tiles;
+/// accumulator (i, j) is row g + 8·(i % 2) of m-tile i / 2 and column 2·tig + (j % 2) of
+/// n-tile j / 2 (g = lane / 4, tig = lane % 4).
+template <int BM, int BN, igemm_math Math, int WM = 2, int WN = 4>
 __device__ __forceinline__ int acc_row(int t, int i) {
   if constexpr (Math == igemm_math::simt) {
     return simt_offset<BM>(t / 16, i);
   } else {
     const int warp = t / 32, lane = t % 32;
-    return (warp / 4) * (BM / 2) + (i / 2) * 16 + (i % 2) * 8 + lane / 4;
+    return (warp / WN) * (BM / WM) + (i / 2) * 16 + (i % 2) * 8 + lane / 4;
   }
 }
-template <int BM, int BN, igemm_math Math>
+template <int BM, int BN, igemm_math Math, int WM = 2, int WN = 4>
 __device__ __forceinline__ int acc_col(int t, int j) {
   if constexpr (Math == igemm_math::simt) {
     return simt_offset<BN>(t % 16, j);
   } else {
     const int warp = t / 32, lane = t % 32;
-    return (warp % 4) * (BN / 4) + (j / 2) * 8 + (lane % 4) * 2 + (j % 2);
+    return (warp % WN) * (BN / WN) + (j / 2) * 8 + (lane % 4) * 2 + (j % 2);
   }
 }
+
+/// Accumulators per thread: rows x columns of them (see acc_row / acc_col).
+template <int BM, int BN, igemm_math Math, int WM, int WN>
+struct igemm_acc_shape {
+  static constexpr int threads = Math == igemm_math::simt ? 256 : 32 * WM * WN;
+  static constexpr int rows = Math == igemm_math::simt ? BM / 16 : 2 * (BM / WM / 16);
+  static constexpr int cols = Math == igemm_math::simt ? BN / 16 : 2 * (BN / WN / 8);
+  static_assert(Math != igemm_math::simt || (WM * WN == 8 && BM <= 128 && BN <= 128),
+                "FP32 FMA tiles run on 8 warps and are at most 128 wide");
+  static_assert(BM % (16 * WM) == 0 && BN % (8 * WN) == 0, "a warp tile is a whole number of 16x8 mma tiles");
+};
 
 template <int Count, int Extent>
 __device__ __forceinline__ void load_row_fragment(const float* row, int lane16, float (&out)[Count]) {
@@ -116,17 +132,18 @@ __device__ __forceinline__ void load_row_fragment(const float* row, int lane16, 
 }
 
 /// acc += As · Bs over 8 of k (one tensor-core k-step).
-template <int BM, int BN, igemm_math Math>
-__device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], const float (*Bs)[BN + igemm_pad],
-                                           float (&acc)[BM / 16][BN / 16]) {
-  constexpr int R = BM / 16, C = BN / 16;
+template <int BM, int BN, igemm_math Math, int WM, int WN>
+__device__ __forceinline__ void igemm_step(
+    const float (*As)[BM + igemm_pad], const float (*Bs)[BN + igemm_pad],
+    float (&acc)[igemm_acc_shape<BM, BN, Math, WM, WN>::rows][igemm_acc_shape<BM, BN, Math, WM, WN>::cols]) {
+  constexpr int R = igemm_acc_shape<BM, BN, Math, WM, WN>::rows, C = igemm_acc_shape<BM, BN, Math, WM, WN>::cols;
   const int t = static_cast<int>(threadIdx.x);
 #if GPUKIT_NN_HAS_MMA_TF32
   if constexpr (Math == igemm_math::tf32x3) {
     constexpr int MT = R / 2, NT = C / 2;
     const int warp = t / 32, lane = t % 32, g = lane / 4, tig = lane % 4;
-    const int wm = (warp / 4) * (BM / 2), wn = (warp % 4) * (BN / 4);
-    unsigned a_big[MT][4], a_small[MT][4], b_big[NT][2], b_small[NT][2];
+    const int wm = (warp / WN) * (BM / WM), wn = (warp % WN) * (BN / WN);
+    unsigned a_big[MT][4], a_small[MT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       split_tf32(As[tig][wm + mt * 16 + g], a_big[mt][0], a_small[mt][0]);
@@ -134,22 +151,21 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
       split_tf32(As[tig + 4][wm + mt * 16 + g], a_big[mt][2], a_small[mt][2]);
       split_tf32(As[tig + 4][wm + mt * 16 + g + 8], a_big[mt][3], a_small[mt][3]);
     }
+    // One column of mma tiles at a time (its B fragment lives only that long: wide warp
+    // tiles would otherwise hold every B fragment, big and small, at once), three passes
+    // over its MT independent tiles (the small terms first: they are the least significant).
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      split_tf32(Bs[tig][wn + nt * 8 + g], b_big[nt][0], b_small[nt][0]);
-      split_tf32(Bs[tig + 4][wn + nt * 8 + g], b_big[nt][1], b_small[nt][1]);
-    }
-    // Three passes over the independent 16x8 tiles (the small terms first: they are the
-    // least significant), so consecutive products never wait for each other.
+      unsigned b_big[2], b_small[2];
+      split_tf32(Bs[tig][wn + nt * 8 + g], b_big[0], b_small[0]);
+      split_tf32(Bs[tig + 4][wn + nt * 8 + g], b_big[1], b_small[1]);
 #pragma unroll
-    for (int pass = 0; pass < 3; ++pass)
+      for (int pass = 0; pass < 3; ++pass)
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+        for (int mt = 0; mt < MT; ++mt)
           mma_tf32(acc[2 * mt][2 * nt], acc[2 * mt][2 * nt + 1], acc[2 * mt + 1][2 * nt], acc[2 * mt + 1][2 * nt + 1],
-                   pass == 2 ? a_big[mt] : pass == 0 ? a_small[mt] : a_big[mt],
-                   pass == 1 ? b_small[nt] : b_big[nt]);
+                   pass == 0 ? a_small[mt] : a_big[mt], pass == 1 ? b_small : b_big);
+    }
     return;
   }
 #endif
@@ -174,7 +190,8 @@ __device__ __forceinline__ void igemm_step(const float (*As)[BM + igemm_pad], co
       for (int i = 0; i < R; ++i)
 #pragma unroll
         for (int j = 0; j < C; ++j)
-          acc[i][j] = fmaf(As[kk][acc_row<BM, BN, Math>(t, i)], Bs[kk][acc_col<BM, BN, Math>(t, j)], acc[i][j]);
+          acc[i][j] = fmaf(As[kk][acc_row<BM, BN, Math, WM, WN>(t, i)], Bs[kk][acc_col<BM, BN, Math, WM, WN>(t, j)],
+                           acc[i][j]);
   }
 }
 
@@ -184,22 +201,25 @@ inline constexpr std::size_t igemm_shared_bytes(int bm, int bn, int bk = igemm_b
 
 /// One block tile of C over the split blockIdx.z of k. `partial` (split products): raw sums
 /// into partial[z][m][n]; otherwise the mapping's epilogue. BK (k per stage, 16 or 32) and
-/// S (stages) shape the pipeline.
-template <int BM, int BN, igemm_math Math, class Map, int BK = igemm_bk, int S = igemm_stages>
-__global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, const int k_chunk, float* partial) {
-  constexpr int R = BM / 16, C = BN / 16;
+/// S (stages) shape the pipeline; WM x WN warps share the tile (tensor cores; FP32 FMA tiles
+/// run on 8 warps whatever the tile's warp grid).
+template <int BM, int BN, igemm_math Math, class Map, int BK = igemm_bk, int S = igemm_stages, int WM = 2, int WN = 4>
+__global__ void __launch_bounds__(igemm_acc_shape<BM, BN, Math, WM, WN>::threads)
+    igemm_kernel(const Map map, const int k_chunk, float* partial) {
+  using shape = igemm_acc_shape<BM, BN, Math, WM, WN>;
+  constexpr int R = shape::rows, C = shape::cols, T = shape::threads, NW = T / 32;
   constexpr int AS = BM + igemm_pad, BS = BN + igemm_pad;  // row strides of a stage (8 mod 32 banks)
-  static_assert(igemm_threads == 256 && (BK == 16 || BK == 32), "the load slots assume 256 threads, stages of 16 or 32");
+  static_assert((BK == 16 || BK == 32) && NW >= BK / 4, "stages of 16 or 32 of k, at least BK/4 warps");
   // Load slots. A k-fast operand: lane l of warp w copies k 4·(w % (BK/4)) + l % 4 of rows
-  // 8·(w / (BK/4)) + l / 4 + (256/BK)·j: four k of eight rows per warp, so that its shared
+  // 8·(w / (BK/4)) + l / 4 + (T/BK)·j: four k of eight rows per warp, so that its shared
   // stores (k·stride + row, stride = 8 mod 32) fall in 32 different banks and each row's
   // four floats are one 16-byte piece of global memory. An m- or n-fast operand: rows
-  // l + 32j at the k w + 8q (each warp a run of 32 consecutive floats).
-  constexpr int KF_ROWS = 256 / BK;  // rows a k-fast pass covers
-  constexpr int EA = Map::a_k_fast ? BM / KF_ROWS : BM / 32, KA = Map::a_k_fast ? 1 : BK / 8;
-  constexpr int EB = Map::b_k_fast ? BN / KF_ROWS : BN / 32, KB = Map::b_k_fast ? 1 : BK / 8;
+  // l + 32j at the k w + NW·q (each warp a run of 32 consecutive floats).
+  constexpr int KF_ROWS = T / BK;  // rows a k-fast pass covers
+  constexpr int EA = Map::a_k_fast ? BM / KF_ROWS : BM / 32, KA = Map::a_k_fast ? 1 : BK / NW;
+  constexpr int EB = Map::b_k_fast ? BN / KF_ROWS : BN / 32, KB = Map::b_k_fast ? 1 : BK / NW;
   constexpr int a_row_step = Map::a_k_fast ? KF_ROWS : 32, b_col_step = Map::b_k_fast ? KF_ROWS : 32;
-  static_assert(EA >= 1 && EB >= 1, "tiles of at least 32 rows");
+  static_assert(EA >= 1 && EB >= 1 && BK % NW == 0, "tiles of at least 32 rows");
   extern __shared__ __align__(16) float igemm_smem[];
   float* const As = igemm_smem;               // [S][BK][AS]
   float* const Bs = igemm_smem + S * BK * AS;  // [S][BK][BS]
@@ -225,7 +245,7 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
     float* b_stage = Bs + buf * BK * BS;
 #pragma unroll
     for (int q = 0; q < KA; ++q) {
-      const int kk = a_kk + 8 * q, k = k0 + kk;
+      const int kk = a_kk + NW * q, k = k0 + kk;
       const typename Map::a_kpos ak = map.a_k_at(k, k < k_end);
 #pragma unroll
       for (int j = 0; j < EA; ++j) {
@@ -236,7 +256,7 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
     }
 #pragma unroll
     for (int q = 0; q < KB; ++q) {
-      const int kk = b_kk + 8 * q, k = k0 + kk;
+      const int kk = b_kk + NW * q, k = k0 + kk;
       const typename Map::b_kpos bk = map.b_k_at(k, k < k_end);
 #pragma unroll
       for (int j = 0; j < EB; ++j) {
@@ -276,7 +296,7 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
     const float* b_stage = Bs + (s % S) * BK * BS;
 #pragma unroll
     for (int half = 0; half < BK / 8; ++half)
-      igemm_step<BM, BN, Math>(reinterpret_cast<const float(*)[AS]>(a_stage + half * 8 * AS),
+      igemm_step<BM, BN, Math, WM, WN>(reinterpret_cast<const float(*)[AS]>(a_stage + half * 8 * AS),
                                reinterpret_cast<const float(*)[BS]>(b_stage + half * 8 * BS), acc);
   }
   cp_async_wait<0>();
@@ -286,11 +306,11 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
     float* out = partial + static_cast<long long>(blockIdx.z) * plane;
 #pragma unroll
     for (int i = 0; i < R; ++i) {
-      const int m = m0 + acc_row<BM, BN, Math>(t, i);
+      const int m = m0 + acc_row<BM, BN, Math, WM, WN>(t, i);
       if (m >= map.m) continue;
 #pragma unroll
       for (int j = 0; j < C; ++j) {
-        const int n = n0 + acc_col<BM, BN, Math>(t, j);
+        const int n = n0 + acc_col<BM, BN, Math, WM, WN>(t, j);
         if (n < map.n) out[static_cast<long long>(m) * map.n + n] = acc[i][j];
       }
     }
@@ -298,10 +318,10 @@ __global__ void __launch_bounds__(igemm_threads) igemm_kernel(const Map map, con
   }
   typename Map::c_col cc[C];
 #pragma unroll
-  for (int j = 0; j < C; ++j) cc[j] = map.c_col_at(n0 + acc_col<BM, BN, Math>(t, j));
+  for (int j = 0; j < C; ++j) cc[j] = map.c_col_at(n0 + acc_col<BM, BN, Math, WM, WN>(t, j));
 #pragma unroll
   for (int i = 0; i < R; ++i) {
-    const typename Map::c_row cr = map.c_row_at(m0 + acc_row<BM, BN, Math>(t, i));
+    const typename Map::c_row cr = map.c_row_at(m0 + acc_row<BM, BN, Math, WM, WN>(t, i));
 #pragma unroll
     for (int j = 0; j < C; ++j) map.store(cr, cc[j], acc[i][j]);
   }
@@ -319,44 +339,86 @@ __global__ void igemm_reduce_kernel(const Map map, const float* partial, int spl
   }
 }
 
-template <int BM, int BN, class Map, int BK = igemm_bk, int S = igemm_stages>
+template <int BM, int BN, class Map, int BK = igemm_bk, int S = igemm_stages, int WM = 2, int WN = 4>
 void launch_igemm_tile(const Map& map, const igemm_config& c, float* partial, stream_view s) {
   launch_config cfg;
   cfg.grid = dim3(static_cast<unsigned>((map.n + BN - 1) / BN), static_cast<unsigned>((map.m + BM - 1) / BM),
                   static_cast<unsigned>(c.splits));
-  cfg.block = dim3(igemm_threads);
   cfg.shared_bytes = igemm_shared_bytes(BM, BN, BK, S);
   float* p = c.splits > 1 ? partial : nullptr;
 #if defined(GPUKIT_NN_IGEMM_SIMT)
-  if (c.math == igemm_math::simt) {
-    allow_shared_bytes(igemm_kernel<BM, BN, igemm_math::simt, Map, BK, S>, cfg.shared_bytes);
-    return launch(igemm_kernel<BM, BN, igemm_math::simt, Map, BK, S>, cfg, s, map, c.k_chunk, p);
+  if constexpr (WM * WN == 8 && BM <= 128 && BN <= 128) {
+    if (c.math == igemm_math::simt) {
+      constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::simt, Map, BK, S, WM, WN>;
+      cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::simt, WM, WN>::threads);
+      allow_shared_bytes(kernel, cfg.shared_bytes);
+      return launch(kernel, cfg, s, map, c.k_chunk, p);
+    }
   }
 #endif
   // Without tensor cores the tf32x3 kernel was compiled as FP32 FMA (GPUKIT_NN_HAS_MMA_TF32 0).
   if (c.math == igemm_math::simt && c.tensor_cores)
     throw std::logic_error("gpukit::nn::detail::run_igemm: FP32 FMA tiles were asked for (" + c.describe() +
-                           ") but not compiled: define GPUKIT_NN_IGEMM_SIMT for the whole program");
-  allow_shared_bytes(igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S>, cfg.shared_bytes);
-  launch(igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S>, cfg, s, map, c.k_chunk, p);
+                           ") but not compiled: define GPUKIT_NN_IGEMM_SIMT for the whole program, 8-warp tiles only");
+  constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S, WM, WN>;
+  cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::tf32x3, WM, WN>::threads);
+  allow_shared_bytes(kernel, cfg.shared_bytes);
+  launch(kernel, cfg, s, map, c.k_chunk, p);
 }
+
+/// Calls f.template operator()<BM, BN, WM, WN>() for the compiled tile `c` names; false when
+/// none matches.
+template <class F>
+bool with_igemm_tile(const igemm_config& c, F&& f) {
+  switch (c.bm * 100000 + c.bn * 100 + c.wm * 10 + c.wn) {
+    case 12825624: f.template operator()<128, 256, 2, 4>(); return true;
+    case 6425614: f.template operator()<64, 256, 1, 4>(); return true;
+    case 12812822: f.template operator()<128, 128, 2, 2>(); return true;
+    case 6412822: f.template operator()<64, 128, 2, 2>(); return true;
+    case 12812824: f.template operator()<128, 128, 2, 4>(); return true;
+    case 12806424: f.template operator()<128, 64, 2, 4>(); return true;
+    case 6412824: f.template operator()<64, 128, 2, 4>(); return true;
+    case 6406424: f.template operator()<64, 64, 2, 4>(); return true;
+    case 3206424: f.template operator()<32, 64, 2, 4>(); return true;
+    default: return false;
+  }
+}
+
+/// C = Σ over splits of partial[z], through the mapping's epilogue, when `c` splits k.
+template <class Map>
+void reduce_igemm_splits(const Map& map, const igemm_config& c, const float* partial, stream_view s) {
+  if (c.splits > 1)
+    launch(igemm_reduce_kernel<Map>, grid_for(static_cast<std::size_t>(map.m) * static_cast<std::size_t>(map.n)), s,
+           map, partial, c.splits);
+}
+
+/// Launches one product's tiles with the pipeline BK x S (tiles of fewer than BK/4 warps
+/// cannot stage BK of k: asking for one is a logic_error).
+template <class Map, int BK = igemm_bk, int S = igemm_stages>
+struct igemm_tile_launcher {
+  const Map& map;
+  const igemm_config& c;
+  float* partial;
+  stream_view s;
+  template <int BM, int BN, int WM, int WN>
+  void operator()() const {
+    if constexpr (WM * WN >= BK / 4) {
+      launch_igemm_tile<BM, BN, Map, BK, S, WM, WN>(map, c, partial, s);
+    } else {
+      throw std::logic_error("gpukit::nn::detail::run_igemm: tile " + c.describe() + " cannot stage " +
+                             std::to_string(BK) + " of k per step");
+    }
+  }
+};
 
 /// Runs `map` as `c` plans it; `partial` must hold c.partial_floats(map.m, map.n) floats
 /// when k is split. The grid's y dimension counts m tiles: callers keep m/bm below 65536.
 template <class Map>
 void run_igemm(const Map& map, const igemm_config& c, float* partial, stream_view s) {
   if (map.m == 0 || map.n == 0) return;
-  switch (c.bm * 1000 + c.bn) {
-    case 128128: launch_igemm_tile<128, 128>(map, c, partial, s); break;
-    case 128064: launch_igemm_tile<128, 64>(map, c, partial, s); break;
-    case 64128: launch_igemm_tile<64, 128>(map, c, partial, s); break;
-    case 64064: launch_igemm_tile<64, 64>(map, c, partial, s); break;
-    case 32064: launch_igemm_tile<32, 64>(map, c, partial, s); break;
-    default: throw std::logic_error("gpukit::nn::detail::run_igemm: no kernel for tile " + c.describe());
-  }
-  if (c.splits > 1)
-    launch(igemm_reduce_kernel<Map>, grid_for(static_cast<std::size_t>(map.m) * static_cast<std::size_t>(map.n)), s,
-           map, static_cast<const float*>(partial), c.splits);
+  if (!with_igemm_tile(c, igemm_tile_launcher<Map>{map, c, partial, s}))
+    throw std::logic_error("gpukit::nn::detail::run_igemm: no kernel for tile " + c.describe());
+  reduce_igemm_splits(map, c, partial, s);
 }
 
 }  // namespace gpukit::nn::detail

@@ -8,7 +8,7 @@
 //   conv weight gradient m = out channels, n = in channels·kh·kw + 1 (the bias), k = output pixels
 //   dense forward        m = batch, n = out, k = in;  dx: m = batch, n = in, k = out;
 //   dense weights        m = out, n = in + 1 (the bias), k = batch
-// A tile (block tile bm x bn, 256 threads, k in steps of 16 through a three-stage
+// A tile (block tile bm x bn on 4 or 8 warps, k in steps of 16 through a three-stage
 // asynchronous-copy pipeline) and
 // a math policy are two separate choices, and the mapping a third (igemm.cuh):
 //   simt    FP32 FMA, each thread an (bm/16) x (bn/16) sub-tile of C in registers
@@ -47,14 +47,29 @@ inline constexpr int igemm_threads = 256;
 inline constexpr int igemm_bk = 16;     // k per pipeline stage
 inline constexpr int igemm_stages = 3;  // shared-memory stages in flight (cp.async)
 
-/// The block tiles the engine is compiled for (bm x bn).
+/// The block tiles the engine is compiled for: bm x bn on wm x wn warps (each warp a
+/// (bm/wm) x (bn/wn) warp tile on the tensor cores), how fast a full SM runs the tile
+/// relative to the others (bigger warp tiles load and split each shared-memory fragment once
+/// for more products), and how many blocks of it an SM keeps resident (registers and shared
+/// memory: the 8-warp 128x128 tile's 64 accumulators and fragments hold it to one).
+/// FP32 FMA (simt) tiles exist for the 8-warp tiles up to 128 wide.
 struct igemm_tile {
   int bm = 0, bn = 0;
+  int wm = 2, wn = 4;
+  double speed = 1.0;
+  int resident = 1;
+  constexpr int warps() const noexcept { return wm * wn; }
+  constexpr bool has_simt() const noexcept { return wm * wn == 8 && bm <= 128 && bn <= 128; }
 };
-inline constexpr igemm_tile igemm_tiles[] = {{128, 128}, {128, 64}, {64, 128}, {64, 64}, {32, 64}};
+/// Speeds measured on an H100 (2026-12-06, gpukit_igemm_tune, the zoo's largest convolutions).
+inline constexpr igemm_tile igemm_tiles[] = {
+    {128, 256, 2, 4, 1.14, 1}, {64, 256, 1, 4, 1.07, 2}, {128, 128, 2, 2, 1.27, 2}, {64, 128, 2, 2, 1.0, 2},
+    {128, 128, 2, 4, 1.0, 1},  {128, 64, 2, 4, 0.92, 2}, {64, 128, 2, 4, 0.96, 2}, {64, 64, 2, 4, 0.77, 4},
+    {32, 64, 2, 4, 0.5, 4}};
 
 struct igemm_config {
   int bm = 0, bn = 0;  // 0: not planned
+  int wm = 2, wn = 4;  // the tile's warps along m and n
   igemm_math math = igemm_math::simt;
   int splits = 1;
   int k_chunk = 0;  // k per split, a multiple of igemm_bk
@@ -70,6 +85,7 @@ struct igemm_config {
   std::string describe() const {
     std::string s = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ": tile " +
                     std::to_string(bm) + "x" + std::to_string(bn);
+    if (wm * wn != 8) s += " on " + std::to_string(wm * wn) + " warps";
     if (splits > 1) s += ", split-K " + std::to_string(splits);
     return s + ", " + igemm_math_name(math, tensor_cores);
   }
@@ -78,42 +94,40 @@ struct igemm_config {
 /// What a caller may force (tests and benchmarks reach every tile this way).
 struct igemm_request {
   int bm = 0, bn = 0;  // 0: choose
+  int warps = 0;       // with bm, bn: the tile on this many warps (0: the first such tile)
   int splits = 0;      // 0: choose
   bool allow_split = true;
   bool force_simt = false;  // FP32 FMA tiles (needs GPUKIT_NN_IGEMM_SIMT where tensor cores exist)
 };
 
-/// Relative throughput of a full SM running each tile (bigger tiles reuse each shared
-/// memory load for more multiply-adds), and how many blocks of it an SM keeps resident (the
-/// 128x128 tile's 64 accumulators and fragments hold it to one block per SM by registers).
-inline double igemm_tile_speed(int bm, int bn) noexcept {
-  const int area = bm * bn;
-  if (area >= 128 * 128) return 1.0;
-  if (area >= 128 * 64) return 0.92;
-  if (area >= 64 * 64) return 0.75;
-  return 0.5;
-}
-inline int igemm_resident_blocks(int bm, int bn) noexcept {
-  const int area = bm * bn;
-  if (area >= 128 * 128) return 1;
-  if (area >= 128 * 64) return 2;
-  return 4;
-}
+/// How a product's operands lie in memory (its mapping's b_k_fast): a B contiguous along k
+/// keeps per-thread load state for bn·16/threads of its columns, which the widest tile on 4
+/// warps cannot hold in registers (its loads spill: a conv weight gradient ran 1.8x slower on
+/// it than on 64x128), so such products skip tiles that would need more than 16.
+struct igemm_operands {
+  bool b_k_fast = false;
+};
 
 /// Estimated seconds of one product with the given tile and split on `t` (a model good
 /// enough to rank choices: compute at the tile's rate over the waves it takes, plus the
 /// partial sums' round trip through memory when k is split).
-inline double igemm_estimate(long long m, long long n, long long k, int bm, int bn, int splits, igemm_math math,
-                             const path_target& t) {
+inline double igemm_estimate(long long m, long long n, long long k, const igemm_tile& tile, int splits,
+                             igemm_math math, const path_target& t) {
+  const int bm = tile.bm, bn = tile.bn;
+  const double sms = static_cast<double>(std::max(1, t.sm_count));
   const double tiles_m = static_cast<double>((m + bm - 1) / bm), tiles_n = static_cast<double>((n + bn - 1) / bn);
   const double blocks = tiles_m * tiles_n * splits;
-  const double slots = static_cast<double>(std::max(1, t.sm_count)) * igemm_resident_blocks(bm, bn);
+  const double slots = sms * tile.resident;
   const double waves = std::ceil(blocks / slots);
-  const double per_sm = (math == igemm_math::tf32x3 ? 1.0e12 : 0.38e12) * igemm_tile_speed(bm, bn);  // FLOP/s
+  const double per_sm = (math == igemm_math::tf32x3 ? 1.0e12 * tile.speed : 0.38e12 * std::min(tile.speed, 1.0));  // FLOP/s
   const double k_per_split = std::ceil(static_cast<double>(k) / splits / igemm_bk) * igemm_bk;
-  // Each wave runs `slots` blocks concurrently, sharing the SM's rate.
+  // The busiest SM runs `active` blocks at once, sharing its rate; with fewer than the
+  // resident blocks it hides less latency: its rate falls as the square root of the
+  // fraction (fitted to the zoo's products on an H100, 2026-12-06: a lone small tile beats a
+  // lone large one when the product cannot fill the GPU).
+  const double active = std::min(static_cast<double>(tile.resident), std::ceil(blocks / sms));
   const double block_flops = 2.0 * bm * bn * k_per_split;
-  const double wave_seconds = block_flops * igemm_resident_blocks(bm, bn) / per_sm;
+  const double wave_seconds = block_flops * active / (per_sm * std::sqrt(active / tile.resident));
   double seconds = waves * wave_seconds + 2e-6;  // + the launch
   if (splits > 1) seconds += (splits + 1.0) * static_cast<double>(m) * static_cast<double>(n) * 4.0 / 3.0e12 + 2e-6;
   return seconds;
@@ -121,15 +135,17 @@ inline double igemm_estimate(long long m, long long n, long long k, int bm, int 
 
 /// The tile, split and math for an m x n x k product on `t`.
 inline igemm_config choose_igemm(long long m, long long n, long long k, const path_target& t,
-                                 const igemm_request& r = {}) {
+                                 const igemm_request& r = {}, const igemm_operands& ops = {}) {
   igemm_config best;
   const igemm_math math = t.has_tf32_tensor_cores() && r.force_simt ? igemm_math::simt : igemm_math::tf32x3;
   double best_seconds = std::numeric_limits<double>::infinity();
   const long long k_steps = std::max<long long>(1, (k + igemm_bk - 1) / igemm_bk);
   for (const igemm_tile tile : igemm_tiles) {
-    if (r.bm != 0 && (tile.bm != r.bm || tile.bn != r.bn)) continue;
+    if (r.bm != 0 && (tile.bm != r.bm || tile.bn != r.bn || (r.warps != 0 && tile.warps() != r.warps))) continue;
+    if (math == igemm_math::simt && !tile.has_simt()) continue;
+    if (r.bm == 0 && ops.b_k_fast && tile.bn * igemm_bk / (32 * tile.warps()) > 16) continue;
     const long long blocks = ((m + tile.bm - 1) / tile.bm) * ((n + tile.bn - 1) / tile.bn);
-    const long long slots = static_cast<long long>(std::max(1, t.sm_count)) * igemm_resident_blocks(tile.bm, tile.bn);
+    const long long slots = static_cast<long long>(std::max(1, t.sm_count)) * tile.resident;
     // Splits worth trying: none, and enough to fill the resident slots once or twice, each
     // split keeping at least 8 steps of k (the pipeline needs a few to fill).
     int candidates[3] = {1, 1, 1};
@@ -142,10 +158,11 @@ inline igemm_config choose_igemm(long long m, long long n, long long k, const pa
     }
     for (int splits : candidates) {
       splits = static_cast<int>(std::min<long long>(splits, k_steps));
-      const double s = igemm_estimate(m, n, k, tile.bm, tile.bn, splits, math, t);
+      const double s = igemm_estimate(m, n, k, tile, splits, math, t);
       if (s < best_seconds) {
         best_seconds = s;
-        best.bm = tile.bm, best.bn = tile.bn, best.math = math, best.splits = splits;
+        best.bm = tile.bm, best.bn = tile.bn, best.wm = tile.wm, best.wn = tile.wn, best.math = math,
+        best.splits = splits;
       }
     }
   }
