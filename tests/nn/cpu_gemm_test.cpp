@@ -185,7 +185,7 @@ TEST_CASE("cpu_gemm: empty products, k = 0 and alpha = 0 only scale C; bad sizes
 // ---- the conv layer on the GEMM ------------------------------------------------------------------
 
 /// conv_cases() (reference.hpp) and shapes that cross the GEMM's blocks: more channels than
-/// one register tile, several image groups in the weight gradient, tap counts past kc,
+/// one register tile, several parts of k in the weight gradient, tap counts past kc,
 /// strides larger than the kernel (input pixels no tap reaches).
 std::vector<conv_case> gemm_conv_cases() {
   using nn::activation;
@@ -198,6 +198,9 @@ std::vector<conv_case> gemm_conv_cases() {
       {4, 7, 10, 10, 9, {2, 2}, 3, 0, activation::none, std::nullopt},  // stride > kernel
       {1, 17, 8, 8, 40, {3, 3}, 1, 1, activation::relu, std::nullopt},
       {9, 3, 6, 7, 5, {1, 3}, 2, 1, activation::relu, maxpool2d(nn::kernel_size{2, 3}, nn::kernel_size{1, 2})},
+      // Stride 2 on rows wider than a panel: gathered runs cut by the padding at both ends,
+      // and the weight gradient's parts of k starting mid-image.
+      {3, 9, 36, 37, 13, {3, 3}, 2, 1, activation::relu, std::nullopt},
   };
   cases.insert(cases.end(), more.begin(), more.end());
   return cases;
@@ -495,6 +498,43 @@ TEST_CASE("conv and dense on the GEMM give the same bits on 1, 2 and 3 threads",
     CHECK(same_bits(one.dw_dense, other.dw_dense));
     CHECK(same_bits(one.db_dense, other.db_dense));
     CHECK(same_bits(one.dx_dense, other.dx_dense));
+  }
+}
+
+TEST_CASE("strided conv on the GEMM gives the same bits on 1, 2 and 3 threads", "[nn][conv2d][cpu_gemm]") {
+  // Stride 2 with padding: gathered im2col runs, the input gradient's phases stored through
+  // scratch and folded with an activation, the weight gradient cut into parts of k.
+  const conv_case c{5, 7, 23, 30, 19, {3, 3}, 2, 1, nn::activation::tanh, std::nullopt};
+  const detail::conv_geometry g = detail::make_conv_geometry(c.block(), c.in(), "test");
+  const std::vector<float> x = random_vector<float>(c.in().size(), -1, 1, 91), w = random_vector<float>(c.weights(), -0.3, 0.3, 92),
+                           b = random_vector<float>(c.oc, -0.1, 0.1, 93), dy = random_vector<float>(c.out().size(), -1, 1, 94),
+                           act_y = random_vector<float>(c.in().size(), 0.01, 0.99, 95);
+  struct results {
+    std::vector<float> y, dw, db, dx;
+  };
+  const auto run = [&](int threads) {
+    const gpukit::cpu_executor exec(threads);
+    results r;
+    r.y.resize(c.out().size());
+    r.dw.assign(w.size(), 0.25f);
+    r.db.assign(b.size(), 0.25f);
+    r.dx.resize(x.size());
+    detail::conv_backward_extras<float> e;
+    e.dx_act = nn::activation::sigmoid;
+    e.dx_act_y = act_y.data();
+    detail::conv_forward_gemm_cpu(exec, g, x.data(), w.data(), b.data(), r.y.data(), static_cast<std::int32_t*>(nullptr));
+    detail::conv_backward_gemm_cpu(exec, g, x.data(), w.data(), r.y.data(), static_cast<const std::int32_t*>(nullptr),
+                                   dy.data(), r.dw.data(), r.db.data(), r.dx.data(), e);
+    return r;
+  };
+  const results one = run(1);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const results other = run(threads);
+    CHECK(same_bits(one.y, other.y));
+    CHECK(same_bits(one.dw, other.dw));
+    CHECK(same_bits(one.db, other.db));
+    CHECK(same_bits(one.dx, other.dx));
   }
 }
 

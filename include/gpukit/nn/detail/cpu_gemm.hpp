@@ -206,23 +206,48 @@ inline V operator+(V a, const V& b) {
 #endif
 
 /// d[0, n) = s[0, n) for the short runs packing copies (a row of a panel, a row of an
-/// image): 64-byte moves, then 16-byte, then single elements. A memcpy call per run would
-/// cost more than the run itself, and the compiler turns a plain copy loop into one.
-template <class T>
+/// image), 0 <= n <= MaxN (the panel width): whole 64-byte moves, then one more ending at
+/// n that overlaps the last (the same values written twice); 16-byte moves the same way for
+/// runs shorter than 64 bytes. Every loop has a constant trip count and is unrolled: a
+/// loop bounded by n is turned by GCC into a memmove call, which costs more than the run.
+template <int MaxN, class T>
 GPUKIT_CPU_GEMM_INLINE void copy_run(T* GPUKIT_CPU_GEMM_RESTRICT d, const T* GPUKIT_CPU_GEMM_RESTRICT s, index n) {
   constexpr index wide = static_cast<index>(64 / sizeof(T)), narrow = static_cast<index>(16 / sizeof(T));
-  index e = 0;
-  for (; e + wide <= n; e += wide) std::memcpy(d + e, s + e, 64);
-  for (; e + narrow <= n; e += narrow) std::memcpy(d + e, s + e, 16);
-  for (; e < n; ++e) d[e] = s[e];  // at most 3 floats or 1 double
+  if (MaxN >= wide && n >= wide) {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e + wide < MaxN; e += wide)
+      if (e + wide < n) std::memcpy(d + e, s + e, 64);
+    std::memcpy(d + n - wide, s + n - wide, 64);
+  } else if (n >= narrow) {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e + narrow < wide; e += narrow)
+      if (e + narrow < n) std::memcpy(d + e, s + e, 16);
+    std::memcpy(d + n - narrow, s + n - narrow, 16);
+  } else {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e < narrow - 1; ++e)
+      if (e < n) d[e] = s[e];
+  }
 }
-template <class T>
+/// d[0, n) = 0 for 0 <= n <= MaxN, as copy_run.
+template <int MaxN, class T>
 GPUKIT_CPU_GEMM_INLINE void zero_run(T* d, index n) {
   constexpr index wide = static_cast<index>(64 / sizeof(T)), narrow = static_cast<index>(16 / sizeof(T));
-  index e = 0;
-  for (; e + wide <= n; e += wide) std::memset(d + e, 0, 64);
-  for (; e + narrow <= n; e += narrow) std::memset(d + e, 0, 16);
-  for (; e < n; ++e) d[e] = T(0);
+  if (MaxN >= wide && n >= wide) {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e + wide < MaxN; e += wide)
+      if (e + wide < n) std::memset(d + e, 0, 64);
+    std::memset(d + n - wide, 0, 64);
+  } else if (n >= narrow) {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e + narrow < wide; e += narrow)
+      if (e + narrow < n) std::memset(d + e, 0, 16);
+    std::memset(d + n - narrow, 0, 16);
+  } else {
+    GPUKIT_CPU_GEMM_UNROLL
+    for (index e = 0; e < narrow - 1; ++e)
+      if (e < n) d[e] = T(0);
+  }
 }
 
 /// dst[j·ld + i] = src[i·ls + j] for an 8 x 8 block, in registers where shuffles exist.
