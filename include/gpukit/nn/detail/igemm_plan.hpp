@@ -43,7 +43,6 @@ inline const char* igemm_math_name(igemm_math m, bool tensor_cores = true) noexc
   return m == igemm_math::simt || !tensor_cores ? "FP32 FMA" : "3xTF32";
 }
 
-inline constexpr int igemm_threads = 256;
 inline constexpr int igemm_bk = 16;     // k per pipeline stage
 inline constexpr int igemm_stages = 3;  // shared-memory stages in flight (cp.async)
 
