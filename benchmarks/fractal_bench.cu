@@ -35,8 +35,9 @@
 //   SMs x SM clock x FP lanes per SM per clock / FP instructions per iteration
 // with 64 FP64 lanes per SM on H100/H200 (compute capability 9.0; 128 for FP32), and the
 // FP instructions of each inner loop counted in its PTX: gpukit 7 for float and double
-// (3 mul, 3 add/sub, 1 fma), 63 for double-double; the plain kernel 10 (9 arithmetic and the
-// DSETP of its |z|² test; gpukit tests the high word on the integer pipe instead).
+// (3 mul, 3 add/sub, 1 fma), 63 for double-double; the plain kernel (the article's numba-cuda
+// arithmetic) 8: 2 mul, 2 add, 3 fma and the DSETP of its |z|² test (gpukit tests the high
+// word on the integer pipe instead).
 // H200: 132 x 1.98 GHz x 64 / 7 = 2.39 Titer/s in double. At exit the program prints each
 // case's Mpixel/s, Giter/s and fraction of that ceiling.
 #include "gpukit/fractal/mandelbrot.cuh"
@@ -257,7 +258,7 @@ void register_scene(const scene_case& c) {
   for (const auto& [g, variant] : strategies) add_gpu_variant(variant, g);
   if (!c.yardsticks) return;
 
-  infos()[key(c.family, "plain", n)] = {static_cast<double>(n), 10, c.fp32};
+  infos()[key(c.family, "plain", n)] = {static_cast<double>(n), 8, c.fp32};
   const std::vector<double> b(c.bounds, c.bounds + 4);
   const bool fp32 = c.fp32;
   add_gpu_case(c.family, "plain", n, bytes, w.article, [=](gpukit::stream_view st) {

@@ -194,10 +194,32 @@ TEST_CASE("scenes and outputs are refused on the CPU before anything is written"
   check_colour_refusals(m);
 }
 
+/// The article mode's bounds, limit and output size, on either executor.
+template <class Memory, class Counts, class Bytes>
+void check_plain_refusals(Memory& m, Counts& out, Bytes& bytes) {
+  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'min_x'", "not below 'max_x'",
+                     [&] { plain_escape_time<double>(m.exec, 1.0, -2.0, -1.0, 1.0, 50, 4, 4, out.span()); }, {"inverted"});
+  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'max_y'", "infinite",
+                     [&] { plain_escape_time<float>(m.exec, -2.0, 1.0, -1.0, inf_d, 50, 4, 4, bytes.span()); }, {"inf"});
+  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'scene.max_iters'", "0",
+                     [&] { plain_escape_time<double>(m.exec, -2.0, 1.0, -1.0, 1.0, 0, 4, 4, out.span()); });
+  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'out'", "fewer elements than pixels",
+                     [&] { plain_escape_time<double>(m.exec, -2.0, 1.0, -1.0, 1.0, 50, 4, 5, out.span()); }, {"16", "20"});
+}
+
 TEST_CASE("scenes and outputs are refused on the GPU before anything is queued", "[gpu][fractal][bad_input]") {
   gpu_memory m;
   check_scene_refusals(m);
   check_colour_refusals(m);
+}
+
+TEST_CASE("the article mode's bounds on the CPU", "[fractal][bad_input]") {
+  cpu_memory m;
+  auto out = m.make(std::vector<std::uint32_t>(16, 0xdeadbeefu));
+  auto bytes = m.make(std::vector<std::uint8_t>(16, 0xabu));
+  check_plain_refusals(m, out, bytes);
+  for (std::uint32_t v : m.read(out)) REQUIRE(v == 0xdeadbeefu);
+  for (std::uint8_t v : m.read(bytes)) REQUIRE(v == 0xabu);
 }
 
 TEST_CASE("GPU-only arguments: strategies and the plain kernel's bounds", "[gpu][fractal][bad_input]") {
@@ -210,14 +232,7 @@ TEST_CASE("GPU-only arguments: strategies and the plain kernel's bounds", "[gpu]
                      [&] { escape_time(m.exec, ok, out.span(), bad); }, {"11"});
   bad_input<invalid>("gpukit::fractal::count_iterations", "'strategy'", "not a gpu_strategy",
                      [&] { count_iterations(m.exec, ok, out.span(), bad); }, {"11"});
-  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'min_x'", "not below 'max_x'",
-                     [&] { plain_escape_time<double>(m.exec, 1.0, -2.0, -1.0, 1.0, 50, 4, 4, out.span()); }, {"inverted"});
-  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'max_y'", "infinite",
-                     [&] { plain_escape_time<float>(m.exec, -2.0, 1.0, -1.0, inf_d, 50, 4, 4, bytes.span()); }, {"inf"});
-  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'scene.max_iters'", "0",
-                     [&] { plain_escape_time<double>(m.exec, -2.0, 1.0, -1.0, 1.0, 0, 4, 4, out.span()); });
-  bad_input<invalid>("gpukit::fractal::plain_escape_time", "'out'", "fewer elements than pixels",
-                     [&] { plain_escape_time<double>(m.exec, -2.0, 1.0, -1.0, 1.0, 50, 4, 5, out.span()); }, {"16", "20"});
+  check_plain_refusals(m, out, bytes);
   for (std::uint32_t v : m.read(out)) REQUIRE(v == 0xdeadbeefu);
   for (std::uint8_t v : m.read(bytes)) REQUIRE(v == 0xabu);
 }

@@ -2,6 +2,7 @@
 // agreement on every scene kind and size, work-saving that changes nothing, and
 // double-double (bad input: bad_input_test.cu). Compiled by the host compiler alone.
 #include "gpukit/fractal/escape_time.hpp"
+#include "numba_counts.hpp"
 #include "scenes.hpp"
 #include "support/catch.hpp"
 
@@ -104,6 +105,49 @@ TEST_CASE("the seed scene reproduces the article's algorithm exactly", "[fractal
   const std::size_t centre_row = 512;  // imag = -1 + 512 * 2/1024 = 0 exactly
   const std::size_t origin_col = 1024;  // real = -2 + 1024 * 3/1536 = 0 exactly
   CHECK(got[centre_row * s.view.width + origin_col] == 20);
+}
+
+TEST_CASE("the article mode equals numba-cuda's image at 20, 255 and 1000 iterations", "[fractal][cpu]") {
+  // plain_escape_time rounds as numba-cuda compiles the article's kernel (two FMAs); its
+  // CPU path must give numba's counts on every pixel, at any iteration limit.
+  for (const std::uint32_t iters : fractal_test::numba_iteration_limits) {
+    INFO("max_iters " << iters);
+    const auto numba = fractal_test::numba_seed_counts(iters);
+    std::vector<std::uint32_t> plain(numba.size());
+    plain_escape_time<double, std::uint32_t>(cpu_executor{}, -2.0, 1.0, -1.0, 1.0, iters, 1536, 1024,
+                                             make_host_span(plain));
+    REQUIRE(fractal_test::differing(plain, numba) == 0);
+    // Python's rounding (every operation once: gpukit's escape_time and the reference)
+    // equals numba's image at the article's 20 iterations; past that, FMA rounding moves a
+    // few boundary pixels.
+    scene s = fractal_test::seed();
+    s.max_iters = iters;
+    const auto python = cpu_image(s);
+    if (iters == 20) {
+      REQUIRE(fractal_test::differing(python, numba) == 0);
+    } else {
+      const std::size_t n = fractal_test::differing(python, numba);
+      CHECK(n > 0);
+      CHECK(n < numba.size() / 10000);
+    }
+  }
+}
+
+TEST_CASE("the article mode's float variant and its uint8 image", "[fractal][cpu]") {
+  // Float follows the same rounding pattern; uint8 saturates the same counts at 255.
+  std::vector<std::uint32_t> wide(96 * 64);
+  std::vector<std::uint8_t> bytes(96 * 64);
+  plain_escape_time<float, std::uint32_t>(cpu_executor{}, -2.0, 1.0, -1.0, 1.0, 1000, 96, 64, make_host_span(wide));
+  plain_escape_time<float, std::uint8_t>(cpu_executor{}, -2.0, 1.0, -1.0, 1.0, 1000, 96, 64, make_host_span(bytes));
+  std::size_t saturated = 0;
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    REQUIRE(bytes[i] == std::min<std::uint32_t>(wide[i], 255));
+    saturated += wide[i] > 255;
+  }
+  CHECK(saturated > 100);
+  // Pixel (64, 32) is c = 0 (exact in float): never escapes; pixel (0, 0) is c = -2 - i.
+  CHECK(wide[32 * 96 + 64] == 1000);
+  CHECK(wide[0] == 0);
 }
 
 TEST_CASE("every precision, view and kind of scene matches the reference exactly", "[fractal][cpu]") {

@@ -73,6 +73,10 @@ struct bla_table {
   bla_levels levels;
   std::vector<bla_step> steps;      ///< every level, flat
   std::vector<bla_step_x> steps_x;  ///< the same, extended (empty unless asked for)
+  /// The largest level-0 radius of `steps`: a delta at or above it fails every step's test
+  /// (a merged step's radius never exceeds its first single step's), so a pixel compares
+  /// it in a register before reading the table — at shallow zooms nothing ever holds.
+  double reach = 0.0;
 };
 
 namespace detail {
@@ -147,6 +151,7 @@ inline bla_table build_bla_table(const std::vector<xcomplex>& orbit, std::uint32
   t.levels.offset[k] = static_cast<std::uint32_t>(all.size());
   t.steps.reserve(all.size());
   for (const bla_build_step& s : all) t.steps.push_back(detail::to_double_step(s));
+  for (std::uint32_t j = 0; j < singles; ++j) t.reach = std::fmax(t.reach, t.steps[j].r);
   if (extended) {
     t.steps_x.reserve(all.size());
     for (const bla_build_step& s : all) t.steps_x.push_back(detail::to_extended_step(s));

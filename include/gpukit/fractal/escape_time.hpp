@@ -278,6 +278,59 @@ inline void count_iterations_impl(const cpu_executor& exec, const scene& s, std:
   }
 }
 
+// --- the article's kernel: numba-cuda's arithmetic ------------------------------------------
+
+/// The article's mandel() as numba-cuda compiles it for the GPU, rounding for rounding:
+///     t = zr·zi, y2 = zi·zi                                   rounded
+///     zr' = c_re + fma(zr, zr, −y2)                           Re(z·z) fused by ptxas
+///     zi' = c_im + fma(zr, zi, t)                             Im(z·z) fused by numba's NVVM
+///     escape when fma(zr', zr', zi'·zi') >= 4                  |z|² fused by numba's NVVM
+/// numba's PTX (benchmarks/peers/numba_mandelbrot.py writes it) holds the last two FMAs;
+/// its remaining mul.f64/sub.f64 carry no rounding modifier, which lets ptxas fuse zr·zr
+/// into the subtraction — the pattern that reproduces every stored numba count.
+/// y2 is the previous escape test's zi'·zi', so one step is seven FP operations.
+/// Python's complex arithmetic on the CPU rounds every operation (reference_escape_time);
+/// the two agree on every pixel of the article's scene at its 20 iterations, not beyond.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint32_t numba_article_count(T c_re, T c_im, std::uint32_t max_iters) {
+  T zr = 0, zi = 0, y2 = 0;
+  for (std::uint32_t i = 0; i < max_iters; ++i) {
+    const T t = mul(zr, zi);
+    const T re = fused(zr, zr, -y2);
+    const T im = fused(zr, zi, t);
+    zr = add(c_re, re);
+    zi = add(c_im, im);
+    y2 = mul(zi, zi);
+    if (fused(zr, zr, y2) >= T(4)) return i;
+  }
+  return max_iters;
+}
+
+/// The article's pixel coordinate as numba-cuda compiles it: min + k·size contracted into
+/// one FMA (size = (max − min) / n rounded, computed once per image).
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T numba_article_coordinate(T min, T size, std::uint32_t k) {
+  return fused(static_cast<T>(k), size, min);
+}
+
+/// plain_escape_time's CPU path: rows in parallel, the same per-pixel function as the GPU.
+template <class T, class Out>
+void plain_escape_time_impl(const cpu_executor& exec, T min_x, T max_x, T min_y, T max_y, std::uint32_t max_iters,
+                            std::uint32_t width, std::uint32_t height, Out* out) {
+  const T size_x = (max_x - min_x) / static_cast<T>(width);
+  const T size_y = (max_y - min_y) / static_cast<T>(height);
+  constexpr std::uint32_t top = static_cast<std::uint32_t>(Out(~Out(0)));
+#pragma omp parallel for num_threads(exec.threads()) schedule(dynamic, 1)
+  for (std::int64_t y = 0; y < static_cast<std::int64_t>(height); ++y) {
+    const T imag = numba_article_coordinate(min_y, size_y, static_cast<std::uint32_t>(y));
+    Out* row = out + static_cast<std::size_t>(y) * width;
+    for (std::uint32_t x = 0; x < width; ++x) {
+      const std::uint32_t count = numba_article_count(numba_article_coordinate(min_x, size_x, x), imag, max_iters);
+      row[x] = static_cast<Out>(count < top ? count : top);
+    }
+  }
+}
+
 // --- the GPU path: defined in mandelbrot.cuh ------------------------------------------------
 
 #if defined(__CUDACC__)
@@ -339,14 +392,19 @@ void count_iterations(const Exec& exec, const scene& s, span_for<Exec, std::uint
   detail::count_iterations_impl(exec, s, out.data(), strategy);
 }
 
-/// The seed article's GPU algorithm — one thread per pixel of a 16 × 16 block, the complex
-/// step as written, no work-saving — over the bounds [min_x, max_x] × [min_y, max_y] in
-/// precision T (float or double). Kept as the yardstick for tests and benchmarks; use
-/// escape_time. Out: std::uint8_t (saturating, like the article's image) or std::uint32_t.
-/// GPU only (mandelbrot.cuh); queued on exec.stream().
-template <class T, class Out>
-void plain_escape_time(const cuda_executor& exec, double min_x, double max_x, double min_y, double max_y,
-                       std::uint32_t max_iters, std::size_t width, std::size_t height, device_span<Out> out) {
+/// The seed article's GPU kernel — one thread per pixel of a 16 × 16 block, no
+/// work-saving — with the arithmetic numba-cuda gives the article's float64 code
+/// (numba_article_count: two FMAs, every other operation rounded once; pixel coordinates by
+/// FMA), over the bounds [min_x, max_x] × [min_y, max_y] in precision T (float or double;
+/// float follows the same pattern). In double its counts equal the article's numba-cuda
+/// image at any iteration limit. Kept as the yardstick for tests and benchmarks; use
+/// escape_time for speed. Out: std::uint8_t (saturating at 255) or std::uint32_t, in the
+/// executor's memory; `out` holds exactly width · height elements, row-major. Arguments
+/// are checked first (std::invalid_argument naming the argument, nothing written or
+/// queued). CPU: returns when done; GPU: queued on exec.stream().
+template <class T, class Out, class Exec>
+void plain_escape_time(const Exec& exec, double min_x, double max_x, double min_y, double max_y,
+                       std::uint32_t max_iters, std::size_t width, std::size_t height, span_for<Exec, Out> out) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "plain_escape_time: T must be float or double");
   static_assert(std::is_same_v<Out, std::uint8_t> || std::is_same_v<Out, std::uint32_t>,
                 "plain_escape_time: Out must be uint8_t or uint32_t");

@@ -142,22 +142,8 @@ inline void count_iterations_impl(const cuda_executor& exec, const scene& s, std
 
 // --- the article's kernel, for comparison ---------------------------------------------------
 
-/// The article's mandel(): written as plainly as the Python, compiled with nvcc's defaults
-/// (which fuse multiply-adds, so a few counts differ from the exactly rounded ones).
-template <class T>
-__device__ std::uint32_t plain_mandel(T real, T imag, std::uint32_t max_iters) {
-  T zr = 0, zi = 0;
-  for (std::uint32_t i = 0; i < max_iters; ++i) {
-    const T nr = zr * zr - zi * zi + real;
-    const T ni = zr * zi + zi * zr + imag;
-    zr = nr;
-    zi = ni;
-    if (zr * zr + zi * zi >= T(4)) return i;
-  }
-  return max_iters;
-}
-
-/// The article's mandel_kernel: a 2-D grid-stride loop, one thread per pixel.
+/// The article's mandel_kernel: a 2-D grid-stride loop, one thread per pixel, with
+/// numba-cuda's rounding (numba_article_count, shared with the CPU path in escape_time.hpp).
 template <class T, class Out>
 __global__ void plain_kernel(T min_x, T max_x, T min_y, T max_y, Out* image, std::uint32_t width,
                              std::uint32_t height, std::uint32_t max_iters) {
@@ -168,10 +154,10 @@ __global__ void plain_kernel(T min_x, T max_x, T min_y, T max_y, Out* image, std
   const std::uint32_t grid_x = gridDim.x * blockDim.x;
   const std::uint32_t grid_y = gridDim.y * blockDim.y;
   for (std::uint32_t x = start_x; x < width; x += grid_x) {
-    const T real = min_x + static_cast<T>(x) * pixel_size_x;
+    const T real = numba_article_coordinate(min_x, pixel_size_x, x);
     for (std::uint32_t y = start_y; y < height; y += grid_y) {
-      const T imag = min_y + static_cast<T>(y) * pixel_size_y;
-      const std::uint32_t count = plain_mandel(real, imag, max_iters);
+      const T imag = numba_article_coordinate(min_y, pixel_size_y, y);
+      const std::uint32_t count = numba_article_count(real, imag, max_iters);
       constexpr std::uint32_t top = static_cast<std::uint32_t>(Out(~Out(0)));
       image[static_cast<std::size_t>(y) * width + x] = static_cast<Out>(count < top ? count : top);
     }

@@ -74,6 +74,7 @@ struct perturbation_view {
   const bla_step* bla = nullptr;
   const bla_step_x* bla_x = nullptr;
   bla_levels levels;
+  double bla_reach = 0.0;  ///< bla_table::reach
   std::uint32_t length = 0, max_iters = 1, width = 1, height = 1;
   xfloat pixel;
   double offset_x = 0.0, offset_y = 0.0, center_re = 0.0, center_im = 0.0;
@@ -87,6 +88,7 @@ inline perturbation_view host_view(const perturbation_reference& r) {
   v.bla = r.bla.steps.data();
   v.bla_x = r.extended ? r.bla.steps_x.data() : nullptr;
   v.levels = r.bla.levels;
+  v.bla_reach = r.bla.reach;
   v.length = r.length;
   v.max_iters = r.max_iters;
   v.width = r.width;
@@ -136,9 +138,10 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE xcomplex pixel_delta(const perturbation_vi
 /// step that holds it, or one perturbation step. Advances m and i.
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void step_double(const perturbation_view& v, dcomplex& d, dcomplex dc,
                                                        std::uint32_t& m, std::uint32_t& i) {
-  if (m >= 1) {
+  const double size = largest_part(d.re, d.im);
+  if (m >= 1 && size < v.bla_reach) {  // else no step holds d: skip the table (same result)
     const bla_step* s = nullptr;
-    const std::uint32_t l = find_bla_step(v.levels, v.bla, m, v.max_iters - i, largest_part(d.re, d.im), s);
+    const std::uint32_t l = find_bla_step(v.levels, v.bla, m, v.max_iters - i, size, s);
     if (l != 0) {
       d = apply(*s, d, dc);
       m += l;
