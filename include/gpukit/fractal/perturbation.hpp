@@ -9,7 +9,8 @@
 // - Bilinear approximation (bla.hpp): where a table step holds the delta, many iterations
 //   are one step δ ← A δ + B dc.
 // - Rebasing (Zhuoran): when z gets closer to 0 than to the reference point, here when
-//   max(|Re z|, |Im z|) < max(|Re δ|, |Im δ|), the pixel continues from the orbit's start
+//   max(|Re z|, |Im z|) < max(|Re δ|, |Im δ|) by the high words of their bits (an integer
+//   test, exact and the same everywhere), the pixel continues from the orbit's start
 //   with δ = z. This is exact (Z_0 = 0), and it is what keeps the delta small beside the
 //   reference value it is added to: a pixel that passed near 0 while the reference did
 //   not would otherwise lose its digits in z = Z + δ and come out with its neighbours'
@@ -27,8 +28,8 @@
 // near 0).
 // Most iterations of deep pixels are either skipped by the tables or done in double.
 //
-// Every operation is rounded as strict_fp.hpp says, so the CPU and the GPU give the same
-// counts, bit for bit.
+// Every operation is rounded as strict_fp.hpp says (the double step and |z|² with FMAs,
+// std::fma on the host), so the CPU and the GPU give the same counts, bit for bit.
 //
 // Host-compilable: compiles with a plain C++17 compiler; the GPU path is in
 // perturbation.cuh, included from here when nvcc compiles.
@@ -74,7 +75,7 @@ struct perturbation_view {
   const bla_step* bla = nullptr;
   const bla_step_x* bla_x = nullptr;
   bla_levels levels;
-  double bla_reach = 0.0;  ///< bla_table::reach
+  std::uint32_t bla_reach_key = 0;  ///< magnitude_key(bla_table::reach): above it no table step holds a delta
   std::uint32_t length = 0, max_iters = 1, width = 1, height = 1;
   xfloat pixel;
   double offset_x = 0.0, offset_y = 0.0, center_re = 0.0, center_im = 0.0;
@@ -88,7 +89,7 @@ inline perturbation_view host_view(const perturbation_reference& r) {
   v.bla = r.bla.steps.data();
   v.bla_x = r.extended ? r.bla.steps_x.data() : nullptr;
   v.levels = r.bla.levels;
-  v.bla_reach = r.bla.reach;
+  v.bla_reach_key = static_cast<std::uint32_t>(detail::bits(r.bla.reach) >> 32) & 0x7fffffffu;  // magnitude_key
   v.length = r.length;
   v.max_iters = r.max_iters;
   v.width = r.width;
@@ -128,30 +129,73 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE xfloat largest_part(const xcomplex& z) {
   return {largest_part(z.re, z.im), z.e};
 }
 
+/// The high word of |v|'s bits: monotone in |v|, so key(a) < key(b) implies |a| < |b| (and
+/// |a| < |b| implies key(a) <= key(b)). The loop's size tests compare these on the integer
+/// pipe, leaving the FP64 pipe to the arithmetic.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint32_t magnitude_key(double v) {
+#if GPUKIT_DEVICE_PASS
+  return static_cast<std::uint32_t>(__double2hiint(v)) & 0x7fffffffu;
+#else
+  return static_cast<std::uint32_t>(bits(v) >> 32) & 0x7fffffffu;
+#endif
+}
+/// The key of the largest part of (re, im).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint32_t magnitude_key(double re, double im) {
+  const std::uint32_t a = magnitude_key(re), b = magnitude_key(im);
+  return a > b ? a : b;
+}
+
+/// Z_m: one 16-byte load on the device (the orbit's entries are 16-byte aligned).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE dcomplex orbit_at(const dcomplex* orbit, std::uint32_t m) {
+#if GPUKIT_DEVICE_PASS
+  const double2 z = __ldg(reinterpret_cast<const double2*>(orbit) + m);
+  return {z.x, z.y};
+#else
+  return orbit[m];
+#endif
+}
+
+/// One perturbation step in double: (2Z + δ)δ + dc, with FMAs (the same on both executors).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE dcomplex perturb(dcomplex z, dcomplex d, dcomplex dc) {
+  const double tr = twice_plus(z.re, d.re), ti = twice_plus(z.im, d.im);  // 2Z + δ
+  return {add(fused(tr, d.re, -mul(ti, d.im)), dc.re), add(fused(tr, d.im, mul(ti, d.re)), dc.im)};
+}
+
+/// |z|² with one FMA.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE double squared_magnitude(double zr, double zi) { return fused(zr, zr, mul(zi, zi)); }
+
+/// The rebase test: z has come closer to 0 than the delta is large (largest parts, by key).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool closer_to_zero(double zr, double zi, dcomplex d) {
+  return magnitude_key(zr, zi) < magnitude_key(d.re, d.im);
+}
+
 /// dc of the point at pixel coordinates (kx, ky) (fractional for supersampling):
 /// ((kx − offset_x) · pixel, (ky − offset_y) · pixel), each product rounded once.
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE xcomplex pixel_delta(const perturbation_view& v, double kx, double ky) {
   return to_xcomplex(sub(kx, v.offset_x), sub(ky, v.offset_y)) * v.pixel;
 }
 
-/// One step of a double delta at reference index m after i iterations: the longest table
-/// step that holds it, or one perturbation step. Advances m and i.
+/// The longest table step that holds the double delta d at reference index m after i
+/// iterations: applies it (advancing m and i) and returns true, or returns false. The key
+/// test skips the table where no step can hold d (bla_table::reach; at shallow zooms nothing
+/// ever does).
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool table_step(const perturbation_view& v, dcomplex& d, dcomplex dc,
+                                                      std::uint32_t& m, std::uint32_t& i) {
+  if (m == 0 || magnitude_key(d.re, d.im) > v.bla_reach_key) return false;
+  const bla_step* s = nullptr;
+  const std::uint32_t l = find_bla_step(v.levels, v.bla, m, v.max_iters - i, largest_part(d.re, d.im), s);
+  if (l == 0) return false;
+  d = apply(*s, d, dc);
+  m += l;
+  i += l;
+  return true;
+}
+
+/// One step of a double delta: a table step, or one perturbation step from Z_m (`zm`).
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void step_double(const perturbation_view& v, dcomplex& d, dcomplex dc,
-                                                       std::uint32_t& m, std::uint32_t& i) {
-  const double size = largest_part(d.re, d.im);
-  if (m >= 1 && size < v.bla_reach) {  // else no step holds d: skip the table (same result)
-    const bla_step* s = nullptr;
-    const std::uint32_t l = find_bla_step(v.levels, v.bla, m, v.max_iters - i, size, s);
-    if (l != 0) {
-      d = apply(*s, d, dc);
-      m += l;
-      i += l;
-      return;
-    }
-  }
-  const dcomplex z = v.orbit[m];
-  const double tr = twice_plus(z.re, d.re), ti = twice_plus(z.im, d.im);  // 2Z + δ
-  d = {add(sub(mul(tr, d.re), mul(ti, d.im)), dc.re), add(add(mul(tr, d.im), mul(ti, d.re)), dc.im)};
+                                                       dcomplex zm, std::uint32_t& m, std::uint32_t& i) {
+  if (table_step(v, d, dc, m, i)) return;
+  d = perturb(zm, d, dc);
   ++m;
   ++i;
 }
@@ -204,26 +248,28 @@ GPUKIT_HOST_DEVICE inline perturbed_result perturbed_pixel_double(const perturba
   const dcomplex dc{real_double(dcx), imag_double(dcx)};
   perturbed_result p = not_escaped(v.max_iters);
   dcomplex d{};
+  dcomplex zm{};  // Z_m, carried from one step to the next (Z_0 = 0)
   std::uint32_t m = 0, i = 0, executed = 0;
   while (i < v.max_iters) {
-    step_double(v, d, dc, m, i);
+    step_double(v, d, dc, zm, m, i);
     ++executed;
-    const dcomplex zm = v.orbit[m];
+    zm = orbit_at(v.orbit, m);
     const double zr = add(zm.re, d.re), zi = add(zm.im, d.im);
-    const double mag = add(mul(zr, zr), mul(zi, zi));
+    const double mag = squared_magnitude(zr, zi);
     if (at_least_four(mag)) {
       p.r = escaped_at<Smooth>(v, zr, zi, dcx, i, executed);
       return p;
     }
     bool rebase = m == v.length;
     if constexpr (Rebase) {
-      rebase = rebase || largest_part(zr, zi) < largest_part(d.re, d.im);
-    } else if (mag < mul(glitch_tolerance2, add(mul(zm.re, zm.re), mul(zm.im, zm.im)))) {
+      rebase = rebase || closer_to_zero(zr, zi, d);
+    } else if (mag < mul(glitch_tolerance2, squared_magnitude(zm.re, zm.im))) {
       ++p.glitches;
     }
     if (rebase) {
       d = {zr, zi};
       m = 0;
+      zm = {};
       ++p.rebases;
     }
   }
@@ -255,15 +301,15 @@ GPUKIT_HOST_DEVICE inline perturbed_result perturbed_pixel_extended(const pertur
       rebase = m == v.length || less_nonnegative(largest_part(z), largest_part(dx));
       if (rebase) dx = z;
     } else {
-      step_double(v, d, dc, m, i);
-      const dcomplex zm = v.orbit[m];
+      step_double(v, d, dc, orbit_at(v.orbit, m), m, i);
+      const dcomplex zm = orbit_at(v.orbit, m);
       zr = add(zm.re, d.re);
       zi = add(zm.im, d.im);
-      rebase = m == v.length || largest_part(zr, zi) < largest_part(d.re, d.im);
+      rebase = m == v.length || closer_to_zero(zr, zi, d);
       if (rebase) d = {zr, zi};
     }
     ++executed;
-    if (at_least_four(add(mul(zr, zr), mul(zi, zi)))) {
+    if (at_least_four(squared_magnitude(zr, zi))) {
       p.r = escaped_at<Smooth>(v, zr, zi, dcx, i, executed);
       return p;
     }
