@@ -14,8 +14,9 @@
 //
 // Level 0 holds the single steps from m = 1 .. length − 1; level k the merged steps of 2^k
 // iterations from m = 1 + j · 2^k. A pixel at reference index m takes the longest step
-// whose start grid contains m and whose radius holds its delta. Since a merged step's
-// radius is at most that of its first half, a failed level-0 test rules out every level.
+// whose start grid contains m and whose radius holds its delta (a merged step's radius
+// is at most that of its first half, so holding is monotone in the level: find_bla_step
+// bisects).
 //
 // The radii are stored for the largest part, max(|Re δ|, |Im δ|) < R / √2 (which implies
 // |δ| < R): no squares, so nothing underflows however small the delta is.
@@ -177,29 +178,54 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE bool holds(const bla_step_x& s, xfloat siz
 
 }  // namespace detail
 
-/// The longest step of at most `limit` (>= 1) iterations that starts at reference index
-/// m (>= 1) and holds a delta whose largest part is `size`: its length, with the step in
-/// `found`; 0 when none does (found untouched).
+/// The longest step of at least 2^min_level and at most `limit` (>= 1) iterations that
+/// starts at reference index m (>= 1) and holds a delta whose largest part is `size`: its
+/// length, with the step in `found`; 0 when none does (found untouched).
+///
+/// Holding is monotone in the level: a merged step's radius is at most that of its first
+/// half (the step one level down at the same start), and the grid and the limit only
+/// shrink going up. So the search reads the highest candidate level first (deep zooms:
+/// it usually holds, one read), then the lowest (shallow zooms: it usually fails, two
+/// reads), and bisects in between. Each read is a dependent table access, for a pixel
+/// alone on its SM a round trip to L2, so the count of reads is what this minimises. It
+/// reads nothing where m's start grid lacks min_level.
 template <class Step, class Size>
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE std::uint32_t find_bla_step(const bla_levels& levels, const Step* steps,
                                                                   std::uint32_t m, std::uint32_t limit, Size size,
-                                                                  const Step*& found) {
+                                                                  const Step*& found, std::uint32_t min_level = 0) {
   const std::uint32_t j = m - 1;
-  if (levels.count == 0 || j >= levels.offset[1]) return 0;
-  if (!detail::holds(steps[j], size)) return 0;  // level 0 fails: every longer step fails too
+  if (levels.count <= min_level || j >= levels.offset[1]) return 0;
   const std::uint32_t top_grid = j == 0 ? levels.count - 1 : detail::trailing_zeros(j);
-  std::uint32_t k = top_grid < levels.count - 1 ? top_grid : levels.count - 1;
-  for (; k > 0; --k) {
-    if ((std::uint32_t{1} << k) > limit) continue;
+  std::uint32_t top = top_grid < levels.count - 1 ? top_grid : levels.count - 1;
+  while (top > 0 && (std::uint32_t{1} << top) > limit) --top;
+  if (top < min_level || (std::uint32_t{1} << min_level) > limit) return 0;
+  // The step of level k at this start, or null past the level's last whole group.
+  const auto at = [&](std::uint32_t k) -> const Step* {
     const std::uint32_t index = levels.offset[k] + (j >> k);
-    if (index >= levels.offset[k + 1]) continue;
-    if (detail::holds(steps[index], size)) {
-      found = &steps[index];
-      return std::uint32_t{1} << k;
+    return index < levels.offset[k + 1] ? &steps[index] : nullptr;
+  };
+  const auto holds_at = [&](std::uint32_t k) {
+    const Step* s = at(k);
+    return s != nullptr && detail::holds(*s, size);
+  };
+  std::uint32_t lo;  // a level that holds
+  if (holds_at(top)) {
+    lo = top;
+  } else {
+    if (top == min_level || !holds_at(min_level)) return 0;
+    lo = min_level;
+    std::uint32_t hi = top;  // a level that fails
+    while (hi - lo > 1) {
+      const std::uint32_t mid = lo + (hi - lo) / 2;
+      if (holds_at(mid)) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
     }
   }
-  found = &steps[j];
-  return 1;
+  found = at(lo);
+  return std::uint32_t{1} << lo;
 }
 
 /// a·δ + b·dc in double.
