@@ -252,4 +252,11 @@ inline conv_wgrad_map make_wgrad_map(const conv_geometry& g, const float* dz, co
   return p;
 }
 
+// Compiled once, in the kernel library (src/kernels/), where the program links one.
+#if defined(GPUKIT_PRECOMPILED_KERNELS)
+GPUKIT_NN_IGEMM_INSTANCE(extern, conv_fprop_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, conv_dgrad_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, conv_wgrad_map)
+#endif
+
 }  // namespace gpukit::nn::detail

@@ -103,4 +103,11 @@ struct dense_wgrad_map : strided_operands<false, false> {
   }
 };
 
+// Compiled once, in the kernel library (src/kernels/), where the program links one.
+#if defined(GPUKIT_PRECOMPILED_KERNELS)
+GPUKIT_NN_IGEMM_INSTANCE(extern, dense_forward_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, dense_dgrad_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, dense_wgrad_map)
+#endif
+
 }  // namespace gpukit::nn::detail

@@ -359,7 +359,8 @@ void launch_igemm_tile(const Map& map, const igemm_config& c, float* partial, st
   // Without tensor cores the tf32x3 kernel was compiled as FP32 FMA (GPUKIT_NN_HAS_MMA_TF32 0).
   if (c.math == igemm_math::simt && c.tensor_cores)
     throw std::logic_error("gpukit::nn::detail::run_igemm: FP32 FMA tiles were asked for (" + c.describe() +
-                           ") but not compiled: define GPUKIT_NN_IGEMM_SIMT for the whole program, 8-warp tiles only");
+                           ") but not compiled: define GPUKIT_NN_IGEMM_SIMT for the whole program (or link a kernel "
+                           "library made with gpukit_add_kernel_library(... FP32_FMA_TILES)), 8-warp tiles only");
   constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::tf32x3, Map, BK, S, WM, WN>;
   cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::tf32x3, WM, WN>::threads);
   allow_shared_bytes(kernel, cfg.shared_bytes);
@@ -422,3 +423,12 @@ void run_igemm(const Map& map, const igemm_config& c, float* partial, stream_vie
 }
 
 }  // namespace gpukit::nn::detail
+
+/// `prefix template void run_igemm<Map>(...);` — with prefix `extern`, the explicit
+/// instantiation declaration that GPUKIT_PRECOMPILED_KERNELS puts after each mapping (a
+/// translation unit then compiles none of that product's tiles: each is most of the device
+/// code of a file that includes the nn headers); with an empty prefix, the one definition,
+/// in the kernel library's sources (src/kernels/, made by gpukit_add_kernel_library()).
+/// Use inside namespace gpukit::nn::detail.
+#define GPUKIT_NN_IGEMM_INSTANCE(prefix, Map) \
+  prefix template void run_igemm<Map>(const Map&, const igemm_config&, float*, stream_view);

@@ -13,7 +13,8 @@
 // a math policy are two separate choices, and the mapping a third (igemm.cuh):
 //   simt    FP32 FMA, each thread an (bm/16) x (bn/16) sub-tile of C in registers
 //           (compiled only where GPUKIT_NN_IGEMM_SIMT is defined for the whole program, on
-//           GPUs with tensor cores: the benchmarks compare the two)
+//           GPUs with tensor cores: the benchmarks compare the two; a precompiled kernel
+//           library has them when made with FP32_FMA_TILES)
 //   tf32x3  tensor cores, FP32-accurate (where the kernel is compiled for an architecture
 //           before 8.0, the same kernel does the same sums with FP32 FMA): each operand
 //           split as a = big + small with big and small TF32 numbers (big = a truncated to
