@@ -3,6 +3,7 @@
 //   zoo_train_<model>/gpu     a training step (check, forward, loss, backward, Adam) queued eagerly
 //   zoo_train_<model>/graph   the same step as one replayed CUDA graph
 //   zoo_forward_<model>/gpu, /graph   the forward pass alone
+//   zoo_train_<model>/graph_tf32, zoo_forward_<model>/graph_tf32   the model in nn::precision::tf32
 // and on the CPU fallback at the smallest batch (zoo_train_<model>/cpu). Items are images;
 // FLOPs count each multiply-add as 2 (forward; + weight and input gradients in training).
 // benchmarks/peers/torch_zoo.py times PyTorch on the same models the same way (L2 flushed
@@ -47,9 +48,10 @@ struct zoo_case {
 };
 
 template <class Exec>
-zoo_case<Exec> make_case(const zoo::model& m, const Exec& exec, std::size_t batch) {
+zoo_case<Exec> make_case(const zoo::model& m, const Exec& exec, std::size_t batch,
+                         nn::precision numbers = nn::precision::fp32) {
   zoo_case<Exec> c;
-  c.net = zoo::build(m, exec, batch, 7);
+  c.net = zoo::build(m, exec, batch, 7, nn::adam{}, numbers);
   c.x = tensor_of(exec, m.input.with_batch(batch), uniform(batch * m.input.features(), 31));
   c.y = tensor_of(exec, c.net->output_shape(batch), zoo::labels(m, batch));
   return c;
@@ -71,12 +73,22 @@ void register_model(const zoo::model& m) {
       auto g = std::make_shared<nn::graph>(c.net->capture_train_step(*c.x, *c.y));
       return [g, c](gpukit::stream_view st) { g->replay(st); };  // c keeps the model and the batch alive with the graph
     });
+    add_gpu_case(train, "graph_tf32", batch, 0, images, [=](gpukit::stream_view s) {
+      const auto c = make_case(m, cuda_executor(s), batch, nn::precision::tf32);
+      auto g = std::make_shared<nn::graph>(c.net->capture_train_step(*c.x, *c.y));
+      return [g, c](gpukit::stream_view st) { g->replay(st); };
+    });
     add_gpu_case(fwd, "gpu", batch, 0, images, [=](gpukit::stream_view s) {
       const auto c = make_case(m, cuda_executor(s), batch);
       return [=](gpukit::stream_view) { (void)c.net->forward(*c.x); };
     });
     add_gpu_case(fwd, "graph", batch, 0, images, [=](gpukit::stream_view s) {
       const auto c = make_case(m, cuda_executor(s), batch);
+      auto g = std::make_shared<nn::graph>(c.net->capture_forward(*c.x));
+      return [g, c](gpukit::stream_view st) { g->replay(st); };
+    });
+    add_gpu_case(fwd, "graph_tf32", batch, 0, images, [=](gpukit::stream_view s) {
+      const auto c = make_case(m, cuda_executor(s), batch, nn::precision::tf32);
       auto g = std::make_shared<nn::graph>(c.net->capture_forward(*c.x));
       return [g, c](gpukit::stream_view st) { g->replay(st); };
     });

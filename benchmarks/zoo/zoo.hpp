@@ -4,6 +4,7 @@
 //
 //   for (const zoo::model& m : zoo::models()) {
 //     auto net = zoo::build(m, exec, max_batch, seed);   // an nn::sequential, compiled with Adam
+//     (a fifth argument picks the optimizer, a sixth the precision: nn::precision::tf32)
 //   }
 #pragma once
 
@@ -96,12 +97,15 @@ inline const model& find(const std::string& name) {
   throw std::invalid_argument("zoo::find: no model '" + name + "' in benchmarks/zoo/models.json");
 }
 
-/// `m` as a gpukit model on `exec`, compiled for batches up to max_batch with Adam.
+/// `m` as a gpukit model on `exec`, compiled for batches up to max_batch with Adam, its
+/// conv and dense products in `numbers`.
 template <class Exec, class T = float>
 std::shared_ptr<nn::sequential<Exec, T>> build(const model& m, const Exec& exec, std::size_t max_batch,
-                                               std::uint64_t seed, const nn::optimizer& opt = nn::adam{}) {
+                                               std::uint64_t seed, const nn::optimizer& opt = nn::adam{},
+                                               nn::precision numbers = nn::precision::fp32) {
   auto net = std::make_shared<nn::sequential<Exec, T>>(exec, m.input.c, m.input.h, m.input.w);
   for (const auto& l : m.layers) net->add(l);
+  net->set_precision(numbers);
   net->compile(max_batch, m.loss, opt, seed);
   return net;
 }

@@ -15,6 +15,7 @@
 #include "gpukit/nn/model_runner.hpp"
 #include "gpukit/nn/optimizer.hpp"
 #include "gpukit/nn/path_target.hpp"
+#include "gpukit/nn/precision.hpp"
 #include "gpukit/nn/sequential.hpp"
 #include "gpukit/nn/summary.hpp"
 #include "gpukit/nn/tensor.hpp"

@@ -233,15 +233,15 @@ void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T
 }
 
 template <class T>
-void conv_forward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
-                       const T* b, T* y, std::int32_t* argmax) {
-  conv_forward_gemm_cpu(exec, g, x, w, b, y, argmax);
+void conv_forward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path& path, const T* x,
+                       const T* w, const T* b, T* y, std::int32_t* argmax) {
+  conv_forward_gemm_cpu(exec, g, x, w, b, y, argmax, path.target.numbers);
 }
 template <class T>
-void conv_backward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path&, const T* x, const T* w,
-                        const T* y, const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
+void conv_backward_impl(const cpu_executor& exec, const conv_geometry& g, const conv2d_path& path, const T* x,
+                        const T* w, const T* y, const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
                         const conv_backward_extras<T>& extra) {
-  conv_backward_gemm_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, extra);
+  conv_backward_gemm_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx, extra, path.target.numbers);
 }
 
 #if defined(__CUDACC__)

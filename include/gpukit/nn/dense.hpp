@@ -142,15 +142,15 @@ void dense_head_impl(const cpu_executor& exec, const dense_head_args<T>& a) {
 }
 
 template <class T>
-void dense_forward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
-                        const T* b, T* y, activation act, T* pre) {
-  dense_forward_gemm_cpu(exec, g, x, w, b, y, act, pre);
+void dense_forward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path& path, const T* x,
+                        const T* w, const T* b, T* y, activation act, T* pre) {
+  dense_forward_gemm_cpu(exec, g, x, w, b, y, act, pre, path.target.numbers);
 }
 template <class T>
-void dense_backward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path&, const T* x, const T* w,
-                         const T* y, const T* dy, T* dw, T* db, T* dx, activation act,
+void dense_backward_impl(const cpu_executor& exec, const dense_geometry& g, const dense_path& path, const T* x,
+                         const T* w, const T* y, const T* dy, T* dw, T* db, T* dx, activation act,
                          const dense_backward_extras<T>& extra) {
-  dense_backward_gemm_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra);
+  dense_backward_gemm_cpu(exec, g, x, w, y, dy, dw, db, dx, act, extra, path.target.numbers);
 }
 
 #if defined(__CUDACC__)

@@ -6,11 +6,13 @@
 // layer's shape and a path_target and returns the path, its tiles and its scratch; the model
 // plan asks them once per stage and summary() prints their answers. A path_target can be
 // made by hand (unit tests plan for an H200 on a machine without a GPU) or read from the
-// current device.
+// current device. `numbers` is the model's precision (precision.hpp): the products'
+// arithmetic is part of what a path is chosen for.
 // Host-only: compiles with a plain C++17 compiler.
 #pragma once
 
 #include "gpukit/core/device.hpp"
+#include "gpukit/nn/precision.hpp"
 
 #include <atomic>
 #include <string>
@@ -21,11 +23,18 @@ struct path_target {
   bool gpu = false;
   int sm_count = 0;
   int compute_capability = 0;  ///< 90 for 9.0
+  precision numbers = precision::fp32;  ///< the operand format of the conv and dense products
 
   /// The CPU fallback: every layer takes its one CPU path.
   static path_target cpu() noexcept { return {}; }
   /// A GPU with `sms` multiprocessors of compute capability `cc` (90 for an H100 or H200).
-  static path_target gpu_with(int sms, int cc) noexcept { return {true, sms, cc}; }
+  static path_target gpu_with(int sms, int cc) noexcept { return {true, sms, cc, precision::fp32}; }
+  /// This target with the products' operands in format `p`.
+  path_target with_precision(precision p) const noexcept {
+    path_target t = *this;
+    t.numbers = p;
+    return t;
+  }
   /// The current CUDA device (throws cuda_error without one). Cached per device: layer
   /// calls ask on every launch, and a property query costs far more than a launch.
   static path_target current_gpu() {
@@ -48,8 +57,9 @@ struct path_target {
   bool has_async_copy() const noexcept { return gpu && compute_capability >= 80; }
 
   std::string to_string() const {
-    if (!gpu) return "cpu";
-    return "gpu (" + std::to_string(sm_count) + " SMs, sm_" + std::to_string(compute_capability) + ")";
+    const std::string format = numbers == precision::tf32 ? ", TF32 products" : "";
+    if (!gpu) return "cpu" + format;
+    return "gpu (" + std::to_string(sm_count) + " SMs, sm_" + std::to_string(compute_capability) + ")" + format;
   }
 };
 

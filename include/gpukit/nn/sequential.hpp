@@ -5,6 +5,7 @@
 //        .add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
 //   model.compile(32, nn::binary_crossentropy{}, nn::adam{}, /*seed*/ 42);
 //   std::cout << model.summary();                                     // Keras' table + kernel paths
+//   (model.set_precision(nn::precision::tf32) before compile: TF32 tensor-core products)
 //   float loss = model.train_step(x, y);                              // x (n, 3, 64, 64), y (n, 1, 1, 1)
 //   nn::graph g = model.capture_train_step(x, y);  g.replay(stream);  // GPU: one CUDA graph
 //
@@ -40,6 +41,7 @@
 #include "gpukit/nn/model_plan.hpp"
 #include "gpukit/nn/model_runner.hpp"
 #include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/precision.hpp"
 #include "gpukit/nn/summary.hpp"
 #include "gpukit/nn/tensor.hpp"
 
@@ -110,6 +112,18 @@ class sequential {
     return model_summary(names_, layers_, shapes_, compiled() ? &runner_->plan() : nullptr);
   }
 
+  /// The number format of the conv and dense products (precision.hpp: fp32, the default, or
+  /// tf32); set before compile(), which plans every layer's kernels for it.
+  sequential& set_precision(precision p) {
+    detail::require(!compiled(), "gpukit::nn::sequential::set_precision",
+                    "the model is compiled: set the precision before compile()");
+    detail::require(p == precision::fp32 || p == precision::tf32, "gpukit::nn::sequential::set_precision",
+                    "argument 'p' = " + std::to_string(static_cast<int>(p)) + " is not a precision");
+    precision_ = p;
+    return *this;
+  }
+  precision current_precision() const noexcept { return precision_; }
+
   /// Plans the stages and their kernels and allocates every buffer a step needs; see the
   /// header comment.
   void compile(std::size_t max_batch, const loss& loss_fn, const optimizer& opt, std::uint64_t seed = 0) {
@@ -118,7 +132,7 @@ class sequential {
     detail::require(!layers_.empty(), where, "the model has no layers");
     detail::require(max_batch >= 1, where, "argument 'max_batch' = 0 must be at least 1");
     detail::validate(opt);  // before anything is planned or allocated: a refused compile changes nothing
-    const path_target target = target_of(exec_);
+    const path_target target = target_of(exec_).with_precision(precision_);
     runner_.emplace(exec_, model_plan(input_, layers_, names_, max_batch, loss_fn, opt, target), seed);
     rules_ = {input_, current_shape(), max_batch, layer_label(0), layer_label(layers_.size() - 1), loss_fn};
     record_host_ = make_staging();
@@ -369,6 +383,7 @@ class sequential {
   std::vector<layer> layers_;
   std::vector<std::string> names_;
   std::vector<shape4> shapes_;
+  precision precision_ = precision::fp32;
 
   std::optional<model_runner<Exec, T>> runner_;
   detail::batch_rules rules_;

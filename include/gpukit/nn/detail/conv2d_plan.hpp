@@ -292,7 +292,9 @@ struct conv2d_path {
   /// e.g. "forward: implicit GEMM 64x32768x576: tile 128x128, 3xTF32, then a pool pass |
   /// dw: implicit GEMM 64x577x32768: tile 64x64, split-K 8, 3xTF32 | dx: implicit GEMM ...".
   std::string describe() const {
-    if (!target.gpu) return "CPU blocked GEMM (implicit im2col, OpenMP)";
+    if (!target.gpu)
+      return std::string("CPU blocked GEMM (implicit im2col, OpenMP") +
+             (target.numbers == precision::tf32 ? ", operands rounded to TF32)" : ")");
     std::string s = "forward: ";
     switch (forward) {
       case conv_forward_kind::quad: s += "3x3 quad block, pool in registers (" + why_few_taps() + ")"; break;

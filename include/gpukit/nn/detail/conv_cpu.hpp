@@ -2,10 +2,10 @@
 // packed GEMM of cpu_gemm.hpp (the direct loops in conv2d.hpp and dense.hpp are the
 // reference these are tested against).
 //
-//   conv_forward_gemm_cpu(exec, g, x, w, b, y, argmax)
-//   conv_backward_gemm_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx[, extra])
-//   dense_forward_gemm_cpu(exec, g, x, w, b, y, act, pre)
-//   dense_backward_gemm_cpu(exec, g, x, w, y, dy, dw, db, dx, act[, extra])
+//   conv_forward_gemm_cpu(exec, g, x, w, b, y, argmax[, numbers])
+//   conv_backward_gemm_cpu(exec, g, x, w, y, argmax, dy, dw, db, dx[, extra[, numbers]])
+//   dense_forward_gemm_cpu(exec, g, x, w, b, y, act, pre[, numbers])
+//   dense_backward_gemm_cpu(exec, g, x, w, y, dy, dw, db, dx, act[, extra[, numbers]])
 //
 // Each takes exactly the arguments, and keeps exactly the contract, of the direct function
 // of the same name without "_gemm" (conv_forward_cpu and so on): the geometry's fields, the
@@ -17,6 +17,9 @@
 // GEMM's order (see cpu_gemm.hpp), the same for every thread count. The geometry and the
 // extras are template parameters because conv2d.hpp and dense.hpp, which define them,
 // include this header. The *_isa variants take the GEMM kernel to use (tests run each).
+// `numbers` (precision.hpp, default fp32): with tf32 every GEMM operand is rounded to TF32
+// as it is packed, and a bias gradient sums the rounded dz, as the GPU's tensor-core
+// products do (the bias is one more column of ones in its weight-gradient product).
 //
 // How each pass becomes a GEMM (the im2col matrix is never stored: the packers read it
 // straight from the tensors, a panel at a time):
@@ -305,10 +308,15 @@ void fold_slope(T* v, const T* y, index n, activation act) {
 /// then added pairwise. One running sum would be a chain of dependent additions; these
 /// vectorise, and the order depends on n only.
 template <class T>
-T plane_sum(const T* v, index n) {
+T plane_sum(const T* v, index n, precision numbers = precision::fp32) {
   constexpr int lanes = 16;
   T acc[lanes] = {};
   index i = 0;
+  if (numbers == precision::tf32) {
+    for (; i + lanes <= n; i += lanes)
+      for (int l = 0; l < lanes; ++l) acc[l] += round_to_tf32(v[i + l]);
+    for (int l = 0; i < n; ++i, ++l) acc[l] += round_to_tf32(v[i]);
+  }
   for (; i + lanes <= n; i += lanes)
     for (int l = 0; l < lanes; ++l) acc[l] += v[i + l];
   for (int l = 0; i < n; ++i, ++l) acc[l] += v[i];
@@ -414,7 +422,7 @@ index wgrad_parts(index depth, index rows, index cols) {
 /// conv_forward_cpu's contract (conv2d.hpp) with the GEMM kernel `isa`.
 template <class Geometry, class T>
 void conv_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geometry& g, const T* x, const T* w,
-                               const T* b, T* y, std::int32_t* argmax) {
+                               const T* b, T* y, std::int32_t* argmax, precision numbers = precision::fp32) {
   using namespace conv_cpu_impl;
   using namespace cpu_gemm_impl;
   const index pixels = static_cast<index>(g.oh) * g.ow, taps = g.kdim(), oc = g.oc;
@@ -423,14 +431,15 @@ void conv_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geom
   with_kernel<T>(isa, [&](auto tag) {
     using K = typename decltype(tag)::type;
     const int threads = useful_threads(exec.threads(), static_cast<double>(g.conv_size()) * static_cast<double>(taps));
-    const auto a = prepack<K, K::mr, T>(threads, strided_panels<T>{w, taps, 1}, oc, taps);
+    const auto a = prepack<K, K::mr, T>(threads, operands_of<T>(strided_panels<T>{w, taps, 1}, numbers), oc, taps);
     // With a pool a task takes whole planes (windows cross any split of the pixels) and
     // computes them into its scratch; without one it writes y in place.
     const gemm_grid grid = plan_grid<K>(threads, g.n, oc, pixels, taps, g.pooled, scratch_block);
     const std::size_t extra = g.pooled ? static_cast<std::size_t>(grid.row_block * pixels) : 0;
     run_grid<K, T>(threads, grid, extra, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
-      const im2col_panels<T> bp{x + r.batch * image, static_cast<index>(g.h) * g.w, g.h, g.w, g.ow, g.kh, g.kw,
-                                g.stride, -g.pad, -g.pad};
+      const auto bp = operands_of<T>(im2col_panels<T>{x + r.batch * image, static_cast<index>(g.h) * g.w, g.h, g.w,
+                                                      g.ow, g.kh, g.kw, g.stride, -g.pad, -g.pad},
+                                     numbers);
       T* c = g.pooled ? s.extra : y + (r.batch * oc + r.m0) * pixels + r.n0;
       gemm_block<K>(a, bp, r.m0, r.m1, r.n0, r.n1, taps, T(1), T(0), c, pixels, s);
       for (index o = r.m0; o < r.m1; ++o) {
@@ -449,8 +458,8 @@ void conv_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geom
 /// filled when g.pooled. Same arguments, same contract.
 template <class Geometry, class T>
 void conv_forward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T* x, const T* w, const T* b, T* y,
-                           std::int32_t* argmax) {
-  conv_forward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, b, y, argmax);
+                           std::int32_t* argmax, precision numbers = precision::fp32) {
+  conv_forward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, b, y, argmax, numbers);
 }
 
 // ---- conv backward -------------------------------------------------------------------------
@@ -459,7 +468,7 @@ void conv_forward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T*
 template <class Geometry, class T, class Extras>
 void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geometry& g, const T* x, const T* w,
                                 const T* y, const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx,
-                                const Extras& extra) {
+                                const Extras& extra, precision numbers = precision::fp32) {
   using namespace conv_cpu_impl;
   using namespace cpu_gemm_impl;
   const bool accumulate = extra.accumulate;
@@ -503,7 +512,7 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
             }
           }
         }
-        plane_sums[p] = plane_sum(dz + p * pixels, pixels);
+        plane_sums[p] = plane_sum(dz + p * pixels, pixels, numbers);
       }
       transpose<K>(x + n * image, static_cast<index>(g.ic), in_plane, xt + n * image);
       transpose<K>(dz + n * conv_image, oc, pixels, dzt + n * conv_image);
@@ -527,8 +536,9 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
       const gemm_grid grid = plan_grid<K>(team, parts, oc, taps, per_part);
       run_grid<K, T>(team, grid, 0, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
         const index first = r.batch * per_part, last = std::min(depth, first + per_part);
-        const strided_panels<T> ap{dzt + first * oc, 1, oc};  // dzt: (pixel of the batch, oc)
-        const channels_last_taps_panels<T> bp{xt, image, first, g.h, g.w, g.ic, g.oh, g.ow, g.kw, g.stride, g.pad};
+        const auto ap = operands_of<T>(strided_panels<T>{dzt + first * oc, 1, oc}, numbers);  // dzt: (pixel, oc)
+        const auto bp = operands_of<T>(
+            channels_last_taps_panels<T>{xt, image, first, g.h, g.w, g.ic, g.oh, g.ow, g.kw, g.stride, g.pad}, numbers);
         gemm_block<K>(ap, bp, r.m0, r.m1, r.n0, r.n1, last - first, T(1), T(0),
                       partial + r.batch * count + r.m0 * taps + r.n0, taps, s);
       });
@@ -587,15 +597,17 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
         const int phase_team =
             useful_threads(threads, static_cast<double>(images * g.ic) * static_cast<double>(phase_pixels * depth));
         const auto a = prepack<K, K::mr, T>(
-            phase_team, dgrad_weight_panels<T>{w, g.ic, g.kh, g.kw, s, ry, rx, tky, tkx}, g.ic, depth);
+            phase_team, operands_of<T>(dgrad_weight_panels<T>{w, g.ic, g.kh, g.kw, s, ry, rx, tky, tkx}, numbers), g.ic,
+            depth);
         const int cy = (iy_first + g.pad - ry) / s, cx = (ix_first + g.pad - rx) / s;
         const bool in_place = s == 1;
         const gemm_grid grid = plan_grid<K>(phase_team, images, g.ic, phase_pixels, depth, false,
                                             in_place ? std::numeric_limits<index>::max() : scratch_block);
         const std::size_t scratch = in_place ? 0 : static_cast<std::size_t>(grid.row_block * grid.col_block);
         run_grid<K, T>(phase_team, grid, scratch, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& sc) {
-          const im2col_panels<T> bp{dz + r.batch * oc * pixels, pixels, g.oh, g.ow, nx, tky, tkx, 1, cy - (tky - 1),
-                                    cx - (tkx - 1)};
+          const auto bp = operands_of<T>(im2col_panels<T>{dz + r.batch * oc * pixels, pixels, g.oh, g.ow, nx, tky, tkx,
+                                                          1, cy - (tky - 1), cx - (tkx - 1)},
+                                         numbers);
           if (in_place) {
             T* c = dx + r.batch * image + r.m0 * in_plane + r.n0;
             gemm_block<K>(a, bp, r.m0, r.m1, r.n0, r.n1, depth, T(1), T(0), c, in_plane, sc);
@@ -619,8 +631,9 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
 /// extra.dx_act. Same arguments, same contract.
 template <class Geometry, class T, class Extras = conv_cpu_impl::default_backward_extras<T>>
 void conv_backward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T* x, const T* w, const T* y,
-                            const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx, const Extras& extra = {}) {
-  conv_backward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, y, argmax, dy, dw, db, dx, extra);
+                            const std::int32_t* argmax, const T* dy, T* dw, T* db, T* dx, const Extras& extra = {},
+                            precision numbers = precision::fp32) {
+  conv_backward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, y, argmax, dy, dw, db, dx, extra, numbers);
 }
 
 // ---- dense -----------------------------------------------------------------------------------
@@ -628,7 +641,7 @@ void conv_backward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T
 /// dense_forward_cpu's contract (dense.hpp) with the GEMM kernel `isa`.
 template <class Geometry, class T>
 void dense_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geometry& g, const T* x, const T* w,
-                                const T* b, T* y, activation act, T* pre) {
+                                const T* b, T* y, activation act, T* pre, precision numbers = precision::fp32) {
   using namespace conv_cpu_impl;
   using namespace cpu_gemm_impl;
   const index rows = g.n, in = g.in, outs = g.out;
@@ -638,7 +651,8 @@ void dense_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
     const int threads = useful_threads(exec.threads(), static_cast<double>(rows) * outs * in);
     const gemm_grid grid = plan_grid<K>(threads, 1, rows, outs, in);
     // wᵀ is packed once when several row blocks would each pack it again.
-    const strided_panels<T> xa{x, in, 1}, wb{w, in, 1};
+    const auto xa = operands_of<T>(strided_panels<T>{x, in, 1}, numbers);
+    const auto wb = operands_of<T>(strided_panels<T>{w, in, 1}, numbers);
     T* z = pre != nullptr ? pre : y;
     const auto run = [&](const auto& bp) {
       run_grid<K, T>(threads, grid, 0, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
@@ -664,14 +678,15 @@ void dense_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
 /// not null. Same arguments, same contract.
 template <class Geometry, class T>
 void dense_forward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T* x, const T* w, const T* b, T* y,
-                            activation act, T* pre) {
-  dense_forward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, b, y, act, pre);
+                            activation act, T* pre, precision numbers = precision::fp32) {
+  dense_forward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, b, y, act, pre, numbers);
 }
 
 /// dense_backward_cpu's contract (dense.hpp) with the GEMM kernel `isa`.
 template <class Geometry, class T, class Extras>
 void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geometry& g, const T* x, const T* w,
-                                 const T* y, const T* dy, T* dw, T* db, T* dx, activation act, const Extras& extra) {
+                                 const T* y, const T* dy, T* dw, T* db, T* dx, activation act, const Extras& extra,
+                                 precision numbers = precision::fp32) {
   using namespace conv_cpu_impl;
   using namespace cpu_gemm_impl;
   const index rows = g.n, in = g.in, outs = g.out;
@@ -687,7 +702,8 @@ void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Ge
     T* sum = thread_scratch<T, 3>(static_cast<std::size_t>(outs));
     std::fill(sum, sum + outs, T(0));
     for (index n = 0; n < rows; ++n)
-      for (index o = 0; o < outs; ++o) sum[o] += dz[n * outs + o];
+      for (index o = 0; o < outs; ++o)
+        sum[o] += numbers == precision::tf32 ? round_to_tf32(dz[n * outs + o]) : dz[n * outs + o];
     for (index o = 0; o < outs; ++o) db[o] = (extra.accumulate ? db[o] : T(0)) + sum[o];
   }
   with_kernel<T>(isa, [&](auto tag) {
@@ -695,7 +711,8 @@ void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Ge
     const int team = useful_threads(threads, static_cast<double>(rows) * outs * in);
     // dw (out x in) = dzᵀ · x, k over the batch.
     {
-      const strided_panels<T> ap{dz, 1, outs}, bp{x, 1, in};
+      const auto ap = operands_of<T>(strided_panels<T>{dz, 1, outs}, numbers);
+      const auto bp = operands_of<T>(strided_panels<T>{x, 1, in}, numbers);
       const gemm_grid grid = plan_grid<K>(team, 1, outs, in, rows);
       const T beta = extra.accumulate ? T(1) : T(0);
       run_grid<K, T>(team, grid, 0, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
@@ -704,7 +721,8 @@ void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Ge
     }
     if (dx == nullptr) return;
     // dx (n x in) = dz · w, k over the outputs.
-    const strided_panels<T> ap{dz, outs, 1}, bp{w, 1, in};
+    const auto ap = operands_of<T>(strided_panels<T>{dz, outs, 1}, numbers);
+    const auto bp = operands_of<T>(strided_panels<T>{w, 1, in}, numbers);
     const gemm_grid grid = plan_grid<K>(team, 1, rows, in, outs);
     run_grid<K, T>(team, grid, 0, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
       gemm_block<K>(ap, bp, r.m0, r.m1, r.n0, r.n1, outs, T(1), T(0), dx + r.m0 * in + r.n0, in, s);
@@ -721,8 +739,9 @@ void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Ge
 /// option and is ignored here, as in the direct path.
 template <class Geometry, class T, class Extras = conv_cpu_impl::default_backward_extras<T>>
 void dense_backward_gemm_cpu(const cpu_executor& exec, const Geometry& g, const T* x, const T* w, const T* y,
-                             const T* dy, T* dw, T* db, T* dx, activation act, const Extras& extra = {}) {
-  dense_backward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, y, dy, dw, db, dx, act, extra);
+                             const T* dy, T* dw, T* db, T* dx, activation act, const Extras& extra = {},
+                             precision numbers = precision::fp32) {
+  dense_backward_gemm_cpu_isa(best_cpu_isa(), exec, g, x, w, y, dy, dw, db, dx, act, extra, numbers);
 }
 
 }  // namespace gpukit::nn::detail

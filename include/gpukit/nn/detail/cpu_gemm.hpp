@@ -38,6 +38,8 @@
 // Host-only: plain C++17 (OpenMP pragmas when compiled with OpenMP).
 #pragma once
 
+#include "gpukit/nn/precision.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -423,6 +425,29 @@ struct strided_panels {
     }
   }
 };
+
+/// A packer that rounds what `inner` packs to TF32 (nn/precision.hpp) when `tf32` is set:
+/// the operands of a model in precision::tf32, rounded as the GPU rounds them for its
+/// tensor cores, so that the CPU stays the GPU's reference. Unset, it costs one test per
+/// packed block.
+template <class T, class P>
+struct rounding_panels {
+  P inner;
+  bool tf32 = false;
+
+  template <int R>
+  GPUKIT_CPU_GEMM_INLINE void pack(T* dst, index l0, index lanes, index d0, index depth) const {
+    inner.template pack<R>(dst, l0, lanes, d0, depth);
+    if (!tf32) return;
+    const index count = (lanes + R - 1) / R * R * depth;
+    for (index i = 0; i < count; ++i) dst[i] = round_to_tf32(dst[i]);
+  }
+};
+/// `packer` with its elements rounded to the operand format of `numbers`.
+template <class T, class P>
+rounding_panels<T, P> operands_of(const P& packer, precision numbers) {
+  return {packer, numbers == precision::tf32};
+}
 
 /// Per-thread packing buffers (and room for the caller's own scratch).
 template <class T>

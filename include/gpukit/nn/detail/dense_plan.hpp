@@ -131,7 +131,9 @@ struct dense_path {
   std::size_t backward_scratch = 0, dz_at = 0, dw_partial_at = 0, dx_partial_at = 0;
 
   std::string describe() const {
-    if (!target.gpu) return "CPU blocked GEMM (OpenMP)";
+    if (!target.gpu)
+      return std::string("CPU blocked GEMM (OpenMP") +
+             (target.numbers == precision::tf32 ? ", operands rounded to TF32)" : ")");
     std::string s = "forward: ";
     switch (forward) {
       case dense_forward_kind::small: s += "one block (a small layer)"; break;

@@ -24,7 +24,10 @@
 // shared-memory fragment once for more products (64x64 warp tiles: one fragment instruction
 // per tensor-core product, against three for 64x16). FP32 FMA tiles run on 8 warps, each
 // thread an (bm/16) x (bn/16) sub-tile. `acc_row`/`acc_col` say which elements of the tile a
-// thread's accumulators are, so the epilogue is shared.
+// thread's accumulators are, so the epilogue is shared. The two tensor-core maths share the
+// layout: 3xTF32 splits each fragment element into two TF32 numbers and issues three mma per
+// 16x8x8 tile; TF32 (a model in nn::precision::tf32) rounds each element once (cvt.rna) and
+// issues one.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -58,6 +61,13 @@ __device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float&
       "{%0,%1,%2,%3};\n"
       : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+/// x rounded to TF32 to nearest, ties away from zero (round_to_tf32's rounding, in one
+/// instruction): the tensor cores then read it exactly.
+__device__ __forceinline__ unsigned to_tf32(float x) {
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
 }
 /// x ≈ big + small: big is x truncated to TF32 (its low 13 mantissa bits cleared, so the
 /// tensor cores read it exactly), small = x - big, exact in FP32 and read by the tensor
@@ -168,6 +178,28 @@ __device__ __forceinline__ void igemm_step(
     }
     return;
   }
+  if constexpr (Math == igemm_math::tf32) {
+    constexpr int MT = R / 2, NT = C / 2;
+    const int warp = t / 32, lane = t % 32, g = lane / 4, tig = lane % 4;
+    const int wm = (warp / WN) * (BM / WM), wn = (warp % WN) * (BN / WN);
+    unsigned a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      a[mt][0] = to_tf32(As[tig][wm + mt * 16 + g]);
+      a[mt][1] = to_tf32(As[tig][wm + mt * 16 + g + 8]);
+      a[mt][2] = to_tf32(As[tig + 4][wm + mt * 16 + g]);
+      a[mt][3] = to_tf32(As[tig + 4][wm + mt * 16 + g + 8]);
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const unsigned b[2] = {to_tf32(Bs[tig][wn + nt * 8 + g]), to_tf32(Bs[tig + 4][wn + nt * 8 + g])};
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+        mma_tf32(acc[2 * mt][2 * nt], acc[2 * mt][2 * nt + 1], acc[2 * mt + 1][2 * nt], acc[2 * mt + 1][2 * nt + 1],
+                 a[mt], b);
+    }
+    return;
+  }
 #endif
   // SIMT FP32 FMA (also the tf32x3 policy where the tensor cores are missing: same sums).
   if constexpr (Math == igemm_math::simt) {
@@ -183,15 +215,17 @@ __device__ __forceinline__ void igemm_step(
         for (int j = 0; j < C; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
   } else {
-    // Tensor-core layout without tensor cores: the same elements, one FMA at a time.
+    // Tensor-core layout without tensor cores: the same elements, one FMA at a time (TF32:
+    // of the rounded operands, whose products FP32 holds exactly).
+    const auto operand = [](float v) { return Math == igemm_math::tf32 ? round_to_tf32(v) : v; };
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk)
 #pragma unroll
       for (int i = 0; i < R; ++i)
 #pragma unroll
         for (int j = 0; j < C; ++j)
-          acc[i][j] = fmaf(As[kk][acc_row<BM, BN, Math, WM, WN>(t, i)], Bs[kk][acc_col<BM, BN, Math, WM, WN>(t, j)],
-                           acc[i][j]);
+          acc[i][j] = fmaf(operand(As[kk][acc_row<BM, BN, Math, WM, WN>(t, i)]),
+                           operand(Bs[kk][acc_col<BM, BN, Math, WM, WN>(t, j)]), acc[i][j]);
   }
 }
 
@@ -356,6 +390,12 @@ void launch_igemm_tile(const Map& map, const igemm_config& c, float* partial, st
     }
   }
 #endif
+  if (c.math == igemm_math::tf32) {
+    constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::tf32, Map, BK, S, WM, WN>;
+    cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::tf32, WM, WN>::threads);
+    allow_shared_bytes(kernel, cfg.shared_bytes);
+    return launch(kernel, cfg, s, map, c.k_chunk, p);
+  }
   // Without tensor cores the tf32x3 kernel was compiled as FP32 FMA (GPUKIT_NN_HAS_MMA_TF32 0).
   if (c.math == igemm_math::simt && c.tensor_cores)
     throw std::logic_error("gpukit::nn::detail::run_igemm: FP32 FMA tiles were asked for (" + c.describe() +

@@ -22,6 +22,10 @@
 //           and a·b ≈ big·big + big·small + small·big accumulated in FP32 (the small·small
 //           term, below 2^-22 relative, is dropped): products accurate to about FP32's
 //           rounding, at tensor-core rate (compute capability 8.0 and later).
+//   tf32    tensor cores, one product: each operand rounded to TF32 to nearest (ties away
+//           from zero, round_to_tf32 in nn/precision.hpp), FP32 accumulation; the math of a
+//           model whose precision is tf32 (before 8.0: FP32 FMA of the rounded operands,
+//           the same products).
 // When the output tiles alone cannot fill the GPU, k is split: each split writes raw
 // partial sums and a second kernel adds them in split order (deterministic, no atomics)
 // and applies the mapping's epilogue.
@@ -38,9 +42,10 @@
 
 namespace gpukit::nn::detail {
 
-enum class igemm_math { simt, tf32x3 };
+enum class igemm_math { simt, tf32x3, tf32 };
 
 inline const char* igemm_math_name(igemm_math m, bool tensor_cores = true) noexcept {
+  if (m == igemm_math::tf32) return tensor_cores ? "TF32" : "TF32 operands, FP32 FMA";
   return m == igemm_math::simt || !tensor_cores ? "FP32 FMA" : "3xTF32";
 }
 
@@ -119,7 +124,10 @@ inline double igemm_estimate(long long m, long long n, long long k, const igemm_
   const double blocks = tiles_m * tiles_n * splits;
   const double slots = sms * tile.resident;
   const double waves = std::ceil(blocks / slots);
-  const double per_sm = (math == igemm_math::tf32x3 ? 1.0e12 * tile.speed : 0.38e12 * std::min(tile.speed, 1.0));  // FLOP/s
+  // FLOP/s; one TF32 product where 3xTF32 takes three, but the loads do not shrink: about 2.2x.
+  const double per_sm = math == igemm_math::tf32     ? 2.2e12 * tile.speed
+                        : math == igemm_math::tf32x3 ? 1.0e12 * tile.speed
+                                                     : 0.38e12 * std::min(tile.speed, 1.0);
   const double k_per_split = std::ceil(static_cast<double>(k) / splits / igemm_bk) * igemm_bk;
   // The busiest SM runs `active` blocks at once, sharing its rate; with fewer than the
   // resident blocks it hides less latency: its rate falls as the square root of the
@@ -133,11 +141,19 @@ inline double igemm_estimate(long long m, long long n, long long k, const igemm_
   return seconds;
 }
 
+/// The math of a product on `t`: TF32 for a model in tf32 (on any GPU: without tensor cores
+/// the kernel multiplies the rounded operands with FP32 FMA), else 3xTF32, or FP32 FMA tiles
+/// when asked for where tensor cores exist.
+inline igemm_math igemm_math_for(const path_target& t, const igemm_request& r) noexcept {
+  if (t.numbers == precision::tf32) return igemm_math::tf32;
+  return t.has_tf32_tensor_cores() && r.force_simt ? igemm_math::simt : igemm_math::tf32x3;
+}
+
 /// The tile, split and math for an m x n x k product on `t`.
 inline igemm_config choose_igemm(long long m, long long n, long long k, const path_target& t,
                                  const igemm_request& r = {}, const igemm_operands& ops = {}) {
   igemm_config best;
-  const igemm_math math = t.has_tf32_tensor_cores() && r.force_simt ? igemm_math::simt : igemm_math::tf32x3;
+  const igemm_math math = igemm_math_for(t, r);
   double best_seconds = std::numeric_limits<double>::infinity();
   const long long k_steps = std::max<long long>(1, (k + igemm_bk - 1) / igemm_bk);
   for (const igemm_tile tile : igemm_tiles) {
