@@ -4,7 +4,10 @@
 // the data the cost model in nn/detail/igemm_plan.hpp is calibrated against; it makes no
 // claim of its own (the zoo's end-to-end figures are gpukit_bench's).
 //
-//   gpukit_igemm_tune [--csv FILE] [--models vgg,allconv] [--batches 32,256]
+//   gpukit_igemm_tune [--csv FILE] [--models vgg,allconv] [--batches 32,256] [--precision tf32]
+//
+// --precision tf32 plans and times the products of models in nn::precision::tf32 (TF32
+// tensor-core products; the default is fp32: 3xTF32 and FP32 FMA tiles).
 //
 // Each time is the median of 15 back-to-back calls (events around each, no L2 flush: in a
 // training step a product's operands mostly come warm from the layer before). One line per
@@ -69,12 +72,13 @@ void run_pipeline(const Map& map, const detail::igemm_config& c, float* partial,
   detail::reduce_igemm_splits(map, c, partial, s);
 }
 
-/// The pipelines compared with the default on the chosen tile (tf32x3).
+/// The pipelines compared with the default on the chosen tile (in the chosen math).
 template <class Map>
 std::vector<std::pair<std::string, std::function<void(const detail::igemm_config&, float*, gpukit::stream_view)>>>
 pipelines(const Map& map) {
   return {{"k16x3", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<16, 3>(map, c, p, s); }},
           {"k16x4", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<16, 4>(map, c, p, s); }},
+          {"k16x5", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<16, 5>(map, c, p, s); }},
           {"k32x3", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<32, 3>(map, c, p, s); }},
           {"k32x4", [map](const detail::igemm_config& c, float* p, gpukit::stream_view s) { run_pipeline<32, 4>(map, c, p, s); }}};
 }
@@ -100,7 +104,7 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
     for (bool simt : {false, true})
       for (bool no_split : {false, true}) {
         detail::igemm_request r;
-        if (simt && !tile.has_simt()) continue;
+        if (simt && (!tile.has_simt() || t.numbers == nn::precision::tf32)) continue;  // tf32: one math
         r.bm = tile.bm, r.bn = tile.bn, r.warps = tile.warps(), r.force_simt = simt;
         const int model_splits = detail::choose_igemm(m, n, k, t, r, ops).splits;
         if (no_split) {
@@ -110,7 +114,7 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
         const detail::igemm_config c = detail::choose_igemm(m, n, k, t, r, ops);
         const double us = time_us(s, [&] { run(c); });
         if (csv) csv << name << "," << m << "," << n << "," << k << "," << c.bm << "x" << c.bn << "w" << c.wm * c.wn << ","
-                     << (simt ? "simt" : "tf32x3") << "," << c.splits << "," << us << "\n";
+                     << detail::igemm_math_name(c.math) << "," << c.splits << "," << us << "\n";
         if (us < best.us) best = {c, us};
       }
   std::string pipes;
@@ -123,7 +127,8 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
     char text[64];
     std::snprintf(text, sizeof text, " %s %.1f", label.c_str(), us);
     pipes += text;
-    if (csv) csv << name << "," << m << "," << n << "," << k << "," << chosen.bm << "x" << chosen.bn << ",tf32x3-" << label
+    if (csv) csv << name << "," << m << "," << n << "," << k << "," << chosen.bm << "x" << chosen.bn << ","
+                 << detail::igemm_math_name(chosen.math) << "-" << label
                  << "," << chosen.splits << "," << us << "\n";
   }
   const double flops = 2.0 * m * n * k;
@@ -152,9 +157,15 @@ std::vector<std::string> split_list(const std::string& s) {
 int main(int argc, char** argv) try {
   std::vector<std::string> models;
   std::vector<std::size_t> batches = zoo::batches();
+  nn::precision numbers = nn::precision::fp32;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) csv.open(argv[++i]);
     else if (std::strcmp(argv[i], "--models") == 0 && i + 1 < argc) models = split_list(argv[++i]);
+    else if (std::strcmp(argv[i], "--precision") == 0 && i + 1 < argc) {
+      const std::string p = argv[++i];
+      if (p != "fp32" && p != "tf32") throw std::invalid_argument("--precision takes fp32 or tf32, not '" + p + "'");
+      numbers = p == "tf32" ? nn::precision::tf32 : nn::precision::fp32;
+    }
     else if (std::strcmp(argv[i], "--batches") == 0 && i + 1 < argc) {
       batches.clear();
       for (const auto& b : split_list(argv[++i])) batches.push_back(std::stoul(b));
@@ -165,7 +176,7 @@ int main(int argc, char** argv) try {
     return 0;
   }
   if (csv) csv << "product,m,n,k,tile,math,splits,us\n";
-  const nn::path_target t = nn::path_target::current_gpu();
+  const nn::path_target t = nn::path_target::current_gpu().with_precision(numbers);
   gpukit::stream s;
   for (const zoo::model& zm : zoo::models()) {
     if (!models.empty() && std::find(models.begin(), models.end(), zm.name) == models.end()) continue;
