@@ -4,10 +4,10 @@
 // the data the cost model in nn/detail/igemm_plan.hpp is calibrated against; it makes no
 // claim of its own (the zoo's end-to-end figures are gpukit_bench's).
 //
-//   gpukit_igemm_tune [--csv FILE] [--models vgg,allconv] [--batches 32,256] [--precision tf32]
+//   gpukit_igemm_tune [--csv FILE] [--models vgg,allconv] [--batches 32,256] [--precision tf32|bf16]
 //
-// --precision tf32 plans and times the products of models in nn::precision::tf32 (TF32
-// tensor-core products; the default is fp32: 3xTF32 and FP32 FMA tiles).
+// --precision tf32 (bf16) plans and times the products of models in nn::precision::tf32
+// (bf16): TF32 (BF16) tensor-core products; the default is fp32: 3xTF32 and FP32 FMA tiles.
 //
 // Each time is the median of 15 back-to-back calls (events around each, no L2 flush: in a
 // training step a product's operands mostly come warm from the layer before). One line per
@@ -106,7 +106,7 @@ void tune(gpukit::stream& s, const std::string& name, long long m, long long n, 
     for (bool simt : {false, true})
       for (bool no_split : {false, true}) {
         detail::igemm_request r;
-        if (simt && (!tile.has_simt() || t.numbers == nn::precision::tf32)) continue;  // tf32: one math
+        if (simt && (!tile.has_simt() || t.numbers != nn::precision::fp32)) continue;  // tf32, bf16: one math
         r.bm = tile.bm, r.bn = tile.bn, r.warps = tile.warps(), r.force_simt = simt;
         const int model_splits = detail::choose_igemm(m, n, k, t, r, ops).splits;
         if (no_split) {
@@ -164,8 +164,9 @@ int main(int argc, char** argv) try {
     else if (std::strcmp(argv[i], "--models") == 0 && i + 1 < argc) models = split_list(argv[++i]);
     else if (std::strcmp(argv[i], "--precision") == 0 && i + 1 < argc) {
       const std::string p = argv[++i];
-      if (p != "fp32" && p != "tf32") throw std::invalid_argument("--precision takes fp32 or tf32, not '" + p + "'");
-      numbers = p == "tf32" ? nn::precision::tf32 : nn::precision::fp32;
+      if (p != "fp32" && p != "tf32" && p != "bf16")
+        throw std::invalid_argument("--precision takes fp32, tf32 or bf16, not '" + p + "'");
+      numbers = p == "tf32" ? nn::precision::tf32 : p == "bf16" ? nn::precision::bf16 : nn::precision::fp32;
     }
     else if (std::strcmp(argv[i], "--batches") == 0 && i + 1 < argc) {
       batches.clear();

@@ -4,6 +4,7 @@
 //   zoo_train_<model>/graph   the same step as one replayed CUDA graph
 //   zoo_forward_<model>/gpu, /graph   the forward pass alone
 //   zoo_train_<model>/graph_tf32, zoo_forward_<model>/graph_tf32   the model in nn::precision::tf32
+//   zoo_train_<model>/graph_bf16, zoo_forward_<model>/graph_bf16   the model in nn::precision::bf16
 // and on the CPU fallback at the smallest batch (zoo_train_<model>/cpu). Items are images;
 // FLOPs count each multiply-add as 2 (forward; + weight and input gradients in training).
 // benchmarks/peers/torch_zoo.py times PyTorch on the same models the same way (L2 flushed
@@ -73,11 +74,13 @@ void register_model(const zoo::model& m) {
       auto g = std::make_shared<nn::graph>(c.net->capture_train_step(*c.x, *c.y));
       return [g, c](gpukit::stream_view st) { g->replay(st); };  // c keeps the model and the batch alive with the graph
     });
-    add_gpu_case(train, "graph_tf32", batch, 0, images, [=](gpukit::stream_view s) {
-      const auto c = make_case(m, cuda_executor(s), batch, nn::precision::tf32);
-      auto g = std::make_shared<nn::graph>(c.net->capture_train_step(*c.x, *c.y));
-      return [g, c](gpukit::stream_view st) { g->replay(st); };
-    });
+    for (const nn::precision p : {nn::precision::tf32, nn::precision::bf16}) {
+      add_gpu_case(train, std::string("graph_") + nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
+        const auto c = make_case(m, cuda_executor(s), batch, p);
+        auto g = std::make_shared<nn::graph>(c.net->capture_train_step(*c.x, *c.y));
+        return [g, c](gpukit::stream_view st) { g->replay(st); };
+      });
+    }
     add_gpu_case(fwd, "gpu", batch, 0, images, [=](gpukit::stream_view s) {
       const auto c = make_case(m, cuda_executor(s), batch);
       return [=](gpukit::stream_view) { (void)c.net->forward(*c.x); };
@@ -87,11 +90,13 @@ void register_model(const zoo::model& m) {
       auto g = std::make_shared<nn::graph>(c.net->capture_forward(*c.x));
       return [g, c](gpukit::stream_view st) { g->replay(st); };
     });
-    add_gpu_case(fwd, "graph_tf32", batch, 0, images, [=](gpukit::stream_view s) {
-      const auto c = make_case(m, cuda_executor(s), batch, nn::precision::tf32);
-      auto g = std::make_shared<nn::graph>(c.net->capture_forward(*c.x));
-      return [g, c](gpukit::stream_view st) { g->replay(st); };
-    });
+    for (const nn::precision p : {nn::precision::tf32, nn::precision::bf16}) {
+      add_gpu_case(fwd, std::string("graph_") + nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
+        const auto c = make_case(m, cuda_executor(s), batch, p);
+        auto g = std::make_shared<nn::graph>(c.net->capture_forward(*c.x));
+        return [g, c](gpukit::stream_view st) { g->replay(st); };
+      });
+    }
   }
   const std::size_t cpu_batch = batches.front();
   add_cpu_case(train, "cpu", cpu_batch, 0, static_cast<double>(cpu_batch), [=] {

@@ -11,7 +11,10 @@ of the zoo's batch sizes on the GPU,
   train/graph_fp32   the whole step as one CUDA graph (Adam with capturable=True), strict FP32
   train/eager_tf32   as eager_fp32 with TF32 on for convolutions and matrix products
   train/graph_tf32   as graph_fp32 with TF32
-  forward/eager_fp32, forward/graph_fp32, forward/graph_tf32   the forward pass alone (no grad)
+  train/graph_bf16   the forward pass under bf16 autocast (the loss in FP32, outside it: BCELoss
+                     refuses autocast), fused capturable Adam on the FP32 parameters, one graph
+  forward/eager_fp32, forward/graph_fp32, forward/graph_tf32, forward/graph_bf16
+                     the forward pass alone (no grad)
 and on the CPU (torch.set_num_threads(N), N = --cpu-threads or all cores) train/cpu at the
 smallest batch. cudnn.benchmark is on (the fastest algorithms for fixed shapes). Every GPU
 call is timed like gpukit's harness: the L2 cache flushed first (a memset of twice its size),
@@ -113,33 +116,43 @@ def eager_step(model, opt, loss_fn, x, y):
     return step
 
 
-def graph_step(model, loss_fn, x, y):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+def autocast(bf16):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+
+
+def graph_step(model, loss_fn, x, y, bf16=False):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True, fused=bf16 or None)
+
+    def loss():
+        with autocast(bf16):
+            out = model(x)
+        return loss_fn(out.float(), y)
+
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(3):
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            loss().backward()
             opt.step()
     torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)
     with torch.cuda.graph(g):
-        loss_fn(model(x), y).backward()
+        loss().backward()
         opt.step()
     return g.replay
 
 
-def graph_forward(model, x):
+def graph_forward(model, x, bf16=False):
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():
+    with torch.cuda.stream(side), torch.no_grad(), autocast(bf16):
         for _ in range(3):
             model(x)
     torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g), torch.no_grad():
+    with torch.cuda.graph(g), torch.no_grad(), autocast(bf16):
         model(x)
     return g.replay
 
@@ -197,6 +210,14 @@ def main():
                     record("forward", "graph_" + precision, batch, time_gpu(graph_forward(model, x), flush))
                     del model, opt
                     torch.cuda.empty_cache()
+                set_tf32(False)
+                torch.manual_seed(0)
+                model = build(spec["layers"]).cuda()
+                x, y, loss_fn = batch_for(spec, batch, "cuda")
+                record("train", "graph_bf16", batch, time_gpu(graph_step(model, loss_fn, x, y, bf16=True), flush))
+                record("forward", "graph_bf16", batch, time_gpu(graph_forward(model, x, bf16=True), flush))
+                del model
+                torch.cuda.empty_cache()
         if not args.no_cpu:
             threads = args.cpu_threads or os.cpu_count()
             torch.set_num_threads(threads)

@@ -6,7 +6,8 @@
 One row per model and batch: gpukit's training step as one CUDA graph and eager, with
 images/s and TFLOP/s, next to PyTorch's whole-step graph and eager in strict FP32 and in
 TF32; "x" columns are PyTorch's time over gpukit's (above 1: gpukit is faster). Then the
-forward pass, gpukit's models in tf32 against PyTorch's TF32 (when the run has them), and
+forward pass, gpukit's models in tf32 and bf16 against PyTorch's TF32 and bf16 autocast
+(when the run has them), and
 the CPU fallback against PyTorch on the CPU.
 """
 import argparse
@@ -96,20 +97,25 @@ def main():
             ef = tm.get((model, "forward", "eager_fp32", b))
             lines.append(f"| {model} | {b} | {us(gg)} | {us(tf)} | {ratio(tf, gg)} | {us(tt)} | {ratio(tt, gg)} | "
                          f"{us(ge)} | {us(ef)} | {ratio(ef, ge)} |")
-    if any(k[2] == "graph_tf32" for k in g):
-        lines += ["", "TF32 products (gpukit's model in nn::precision::tf32 against PyTorch with TF32 allowed), "
-                  "one CUDA graph each:", "",
+    tensor_core_tables = (
+        ("graph_tf32", "TF32 products (gpukit's model in nn::precision::tf32 against PyTorch with TF32 allowed)"),
+        ("graph_bf16", "BF16 products (gpukit's model in nn::precision::bf16 against PyTorch's bf16 autocast "
+                       "with fused Adam)"))
+    for variant, title in tensor_core_tables:
+        if not any(k[2] == variant for k in g):
+            continue
+        lines += ["", title + ", one CUDA graph each:", "",
                   "| model | batch | gpukit train | TFLOP/s | torch train | x | vs gpukit fp32 | gpukit forward | "
                   "torch forward | x |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for model in models:
             for b in batches:
-                gt = g.get((model, "train", "graph_tf32", b))
+                gt = g.get((model, "train", variant, b))
                 g32 = g.get((model, "train", "graph", b))
-                tt = tm.get((model, "train", "graph_tf32", b))
-                fl = gflops.get((model, "train", "graph_tf32", b))
-                gf = g.get((model, "forward", "graph_tf32", b))
-                tfw = tm.get((model, "forward", "graph_tf32", b))
+                tt = tm.get((model, "train", variant, b))
+                fl = gflops.get((model, "train", variant, b))
+                gf = g.get((model, "forward", variant, b))
+                tfw = tm.get((model, "forward", variant, b))
                 lines.append(f"| {model} | {b} | {us(gt)} | " + (f"{fl / 1e3:.1f}" if fl else "-") +
                              f" | {us(tt)} | {ratio(tt, gt)} | {ratio(g32, gt)} | {us(gf)} | {us(tfw)} | "
                              f"{ratio(tfw, gf)} |")

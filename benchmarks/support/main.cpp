@@ -18,6 +18,7 @@ void register_nn_cases();    // nn_bench.cu
 void register_io_cases();    // io_bench.cpp
 void register_train_cases(); // train_bench.cu
 void register_zoo_cases();   // zoo_bench.cu
+void register_layer_cases(); // layer_bench.cu
 }  // namespace gpukit_bench
 
 int main(int argc, char** argv) try {
@@ -54,6 +55,7 @@ int main(int argc, char** argv) try {
   gpukit_bench::register_io_cases();
   gpukit_bench::register_train_cases();
   gpukit_bench::register_zoo_cases();
+  gpukit_bench::register_layer_cases();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   gpukit_bench::print_summary(table_path);

@@ -3,7 +3,7 @@
 //
 //   cats_vs_dogs make-dataset --out DIR [--train-per-class N] [--test-per-class N] [--seed S] [--replace]
 //   cats_vs_dogs train --data DIR --out model.safetensors [--epochs N] [--batch B] [--size S]
-//                      [--seed S] [--cpu] [--no-augment] [--history FILE]
+//                      [--seed S] [--cpu] [--no-augment] [--history FILE] [--precision P]
 //   cats_vs_dogs predict --model model.safetensors IMAGE...
 //
 // make-dataset writes the synthetic two-class set (io/synthetic.hpp) as JPEG and PNG files
@@ -15,7 +15,9 @@
 // prints its summary, trains it with the article's augmentation (shear 0.2, zoom 0.2,
 // horizontal flip; --no-augment: rescale only) for N epochs (default the article's 25) in
 // batches of B (default 32), and saves it with the class names; --history FILE also writes
-// the per-epoch history (train/history.hpp: .csv or .json), which scripts/plot draws.
+// the per-epoch history (train/history.hpp: .csv or .json), which scripts/plot draws;
+// --precision fp32|tf32|bf16 picks the number format of the conv and dense products
+// (nn/precision.hpp; default fp32).
 // predict prints "IMAGE: Probability = 0.93 Prediction = dog" per image: the probability
 // of the class with label 1 (the second folder name in sorted order), >= 0.5 meaning that
 // class. For folders named cats/dogs the classes print as the article's cat/dog.
@@ -56,7 +58,7 @@ constexpr const char* classes_key = "cats_vs_dogs.classes";
   std::fprintf(stderr,
                "usage: cats_vs_dogs make-dataset --out DIR [--train-per-class N] [--test-per-class N] [--seed S] [--replace]\n"
                "       cats_vs_dogs train --data DIR --out model.safetensors [--epochs N] [--batch B] [--size S]\n"
-               "                          [--seed S] [--cpu] [--no-augment] [--history FILE]\n"
+               "                          [--seed S] [--cpu] [--no-augment] [--history FILE] [--precision P]\n"
                "       cats_vs_dogs predict --model model.safetensors IMAGE...\n");
   std::exit(2);
 }
@@ -133,6 +135,15 @@ io::image_cache load_split(const std::string& dir, std::size_t size) {
   return io::image_cache::load(folder, size, size);
 }
 
+/// --precision: fp32 (the default), tf32 or bf16.
+nn::precision precision_of(const arguments& args) {
+  if (!args.has("--precision")) return nn::precision::fp32;
+  const std::string p = args.text("--precision");
+  for (const nn::precision q : {nn::precision::fp32, nn::precision::tf32, nn::precision::bf16})
+    if (p == nn::precision_name(q)) return q;
+  usage("--precision expects fp32, tf32 or bf16, got '" + p + "'");
+}
+
 template <class Exec>
 void train_on(const Exec& exec, const io::image_cache& train_set, const io::image_cache& test_set, const arguments& args,
               std::size_t size) {
@@ -140,6 +151,7 @@ void train_on(const Exec& exec, const io::image_cache& train_set, const io::imag
   nn::sequential<Exec> model(exec, 3, size, size);
   model.add(nn::conv2d(3, 32, 3, 1)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
   model.add(nn::dense(32 * pooled * pooled, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
+  model.set_precision(precision_of(args));
   std::cout << model.summary();
   model.compile(batch, nn::binary_crossentropy{}, nn::adam{}, args.number("--seed", 1, 0));
 
@@ -165,6 +177,7 @@ int train_command(const arguments& args) {
   const std::string data = args.text("--data");
   (void)args.text("--out");
   const std::size_t size = args.number("--size", 64, 4);
+  (void)precision_of(args);  // a bad value fails now, not after the images are read
   if (args.has("--history")) {  // a wrong extension fails now, not after the training
     const std::string h = args.text("--history");
     const std::string ext = std::filesystem::path(h).extension().string();
@@ -232,7 +245,8 @@ int main(int argc, char** argv) try {
   if (command == "make-dataset")
     return make_dataset(arguments(argc, argv, {"--out", "--train-per-class", "--test-per-class", "--seed"}, {"--replace"}));
   if (command == "train")
-    return train_command(arguments(argc, argv, {"--data", "--out", "--epochs", "--batch", "--size", "--seed", "--history"},
+    return train_command(arguments(argc, argv, {"--data", "--out", "--epochs", "--batch", "--size", "--seed", "--history",
+                                                     "--precision"},
                                    {"--cpu", "--no-augment"}));
   if (command == "predict") return predict_command(arguments(argc, argv, {"--model"}, {}));
   usage("unknown command '" + command + "'");

@@ -53,11 +53,20 @@ struct path_target {
   }
   /// Whether the tensor cores take TF32 operands (compute capability 8.0 and later).
   bool has_tf32_tensor_cores() const noexcept { return gpu && compute_capability >= 80; }
+  /// Where the CPU path rounds its operands: "" in fp32, else ", operands rounded to TF32"
+  /// (or BF16), for the summaries of the CPU paths.
+  const char* cpu_rounding() const noexcept {
+    return numbers == precision::tf32   ? ", operands rounded to TF32"
+           : numbers == precision::bf16 ? ", operands rounded to BF16"
+                                        : "";
+  }
   /// Whether asynchronous global-to-shared copies (cp.async) exist (8.0 and later).
   bool has_async_copy() const noexcept { return gpu && compute_capability >= 80; }
 
   std::string to_string() const {
-    const std::string format = numbers == precision::tf32 ? ", TF32 products" : "";
+    const std::string format = numbers == precision::tf32   ? ", TF32 products"
+                               : numbers == precision::bf16 ? ", BF16 products"
+                                                            : "";
     if (!gpu) return "cpu" + format;
     return "gpu (" + std::to_string(sm_count) + " SMs, sm_" + std::to_string(compute_capability) + ")" + format;
   }

@@ -5,7 +5,7 @@
 //        .add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
 //   model.compile(32, nn::binary_crossentropy{}, nn::adam{}, /*seed*/ 42);
 //   std::cout << model.summary();                                     // Keras' table + kernel paths
-//   (model.set_precision(nn::precision::tf32) before compile: TF32 tensor-core products)
+//   (model.set_precision(nn::precision::tf32) or bf16 before compile: tensor-core products)
 //   float loss = model.train_step(x, y);                              // x (n, 3, 64, 64), y (n, 1, 1, 1)
 //   nn::graph g = model.capture_train_step(x, y);  g.replay(stream);  // GPU: one CUDA graph
 //
@@ -112,12 +112,12 @@ class sequential {
     return model_summary(names_, layers_, shapes_, compiled() ? &runner_->plan() : nullptr);
   }
 
-  /// The number format of the conv and dense products (precision.hpp: fp32, the default, or
-  /// tf32); set before compile(), which plans every layer's kernels for it.
+  /// The number format of the conv and dense products (precision.hpp: fp32, the default,
+  /// tf32 or bf16); set before compile(), which plans every layer's kernels for it.
   sequential& set_precision(precision p) {
     detail::require(!compiled(), "gpukit::nn::sequential::set_precision",
                     "the model is compiled: set the precision before compile()");
-    detail::require(p == precision::fp32 || p == precision::tf32, "gpukit::nn::sequential::set_precision",
+    detail::require(is_precision(p), "gpukit::nn::sequential::set_precision",
                     "argument 'p' = " + std::to_string(static_cast<int>(p)) + " is not a precision");
     precision_ = p;
     return *this;

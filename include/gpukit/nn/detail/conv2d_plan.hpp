@@ -293,8 +293,7 @@ struct conv2d_path {
   /// dw: implicit GEMM 64x577x32768: tile 64x64, split-K 8, 3xTF32 | dx: implicit GEMM ...".
   std::string describe() const {
     if (!target.gpu)
-      return std::string("CPU blocked GEMM (implicit im2col, OpenMP") +
-             (target.numbers == precision::tf32 ? ", operands rounded to TF32)" : ")");
+      return std::string("CPU blocked GEMM (implicit im2col, OpenMP") + target.cpu_rounding() + ")";
     std::string s = "forward: ";
     switch (forward) {
       case conv_forward_kind::quad: s += "3x3 quad block, pool in registers (" + why_few_taps() + ")"; break;

@@ -17,8 +17,8 @@
 // GEMM's order (see cpu_gemm.hpp), the same for every thread count. The geometry and the
 // extras are template parameters because conv2d.hpp and dense.hpp, which define them,
 // include this header. The *_isa variants take the GEMM kernel to use (tests run each).
-// `numbers` (precision.hpp, default fp32): with tf32 every GEMM operand is rounded to TF32
-// as it is packed, and a bias gradient sums the rounded dz, as the GPU's tensor-core
+// `numbers` (precision.hpp, default fp32): with tf32 or bf16 every GEMM operand is rounded
+// to that format (round_operand) as it is packed, and a bias gradient sums the rounded dz, as the GPU's tensor-core
 // products do (the bias is one more column of ones in its weight-gradient product).
 //
 // How each pass becomes a GEMM (the im2col matrix is never stored: the packers read it
@@ -312,10 +312,10 @@ T plane_sum(const T* v, index n, precision numbers = precision::fp32) {
   constexpr int lanes = 16;
   T acc[lanes] = {};
   index i = 0;
-  if (numbers == precision::tf32) {
+  if (numbers != precision::fp32) {
     for (; i + lanes <= n; i += lanes)
-      for (int l = 0; l < lanes; ++l) acc[l] += round_to_tf32(v[i + l]);
-    for (int l = 0; i < n; ++i, ++l) acc[l] += round_to_tf32(v[i]);
+      for (int l = 0; l < lanes; ++l) acc[l] += round_operand(numbers, v[i + l]);
+    for (int l = 0; i < n; ++i, ++l) acc[l] += round_operand(numbers, v[i]);
   }
   for (; i + lanes <= n; i += lanes)
     for (int l = 0; l < lanes; ++l) acc[l] += v[i + l];
@@ -703,7 +703,7 @@ void dense_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Ge
     std::fill(sum, sum + outs, T(0));
     for (index n = 0; n < rows; ++n)
       for (index o = 0; o < outs; ++o)
-        sum[o] += numbers == precision::tf32 ? round_to_tf32(dz[n * outs + o]) : dz[n * outs + o];
+        sum[o] += round_operand(numbers, dz[n * outs + o]);
     for (index o = 0; o < outs; ++o) db[o] = (extra.accumulate ? db[o] : T(0)) + sum[o];
   }
   with_kernel<T>(isa, [&](auto tag) {

@@ -426,27 +426,30 @@ struct strided_panels {
   }
 };
 
-/// A packer that rounds what `inner` packs to TF32 (nn/precision.hpp) when `tf32` is set:
-/// the operands of a model in precision::tf32, rounded as the GPU rounds them for its
-/// tensor cores, so that the CPU stays the GPU's reference. Unset, it costs one test per
-/// packed block.
+/// A packer that rounds what `inner` packs to the operand format of `numbers` (TF32 or
+/// bf16, nn/precision.hpp): the operands of a model in that precision, rounded as the GPU
+/// rounds them for its tensor cores, so that the CPU stays the GPU's reference. In fp32 it
+/// costs one test per packed block.
 template <class T, class P>
 struct rounding_panels {
   P inner;
-  bool tf32 = false;
+  precision numbers = precision::fp32;
 
   template <int R>
   GPUKIT_CPU_GEMM_INLINE void pack(T* dst, index l0, index lanes, index d0, index depth) const {
     inner.template pack<R>(dst, l0, lanes, d0, depth);
-    if (!tf32) return;
     const index count = (lanes + R - 1) / R * R * depth;
-    for (index i = 0; i < count; ++i) dst[i] = round_to_tf32(dst[i]);
+    if (numbers == precision::tf32) {
+      for (index i = 0; i < count; ++i) dst[i] = round_to_tf32(dst[i]);
+    } else if (numbers == precision::bf16) {
+      for (index i = 0; i < count; ++i) dst[i] = round_to_bf16(dst[i]);
+    }
   }
 };
 /// `packer` with its elements rounded to the operand format of `numbers`.
 template <class T, class P>
 rounding_panels<T, P> operands_of(const P& packer, precision numbers) {
-  return {packer, numbers == precision::tf32};
+  return {packer, numbers};
 }
 
 /// Per-thread packing buffers (and room for the caller's own scratch).

@@ -132,8 +132,7 @@ struct dense_path {
 
   std::string describe() const {
     if (!target.gpu)
-      return std::string("CPU blocked GEMM (OpenMP") +
-             (target.numbers == precision::tf32 ? ", operands rounded to TF32)" : ")");
+      return std::string("CPU blocked GEMM (OpenMP") + target.cpu_rounding() + ")";
     std::string s = "forward: ";
     switch (forward) {
       case dense_forward_kind::small: s += "one block (a small layer)"; break;

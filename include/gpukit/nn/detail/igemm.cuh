@@ -27,7 +27,8 @@
 // thread's accumulators are, so the epilogue is shared. The two tensor-core maths share the
 // layout: 3xTF32 splits each fragment element into two TF32 numbers and issues three mma per
 // 16x8x8 tile; TF32 (a model in nn::precision::tf32) rounds each element once (cvt.rna) and
-// issues one.
+// issues one; BF16 (nn::precision::bf16) rounds pairs of elements into one register
+// (cvt.rn.bf16x2) and issues one m16n8k16 product per 16 of k.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -53,13 +54,17 @@ inline constexpr int igemm_pad = 8;
 #endif
 
 #if GPUKIT_NN_HAS_MMA_TF32
-/// d += a · b for one 16x8x8 TF32 product (FP32 accumulation). Not volatile: independent
-/// products must be free to interleave, or each dependent chain stalls on the latency.
-__device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float& d3, const unsigned (&a)[4],
+/// acc's 16x8 tile (mt, nt) += a · b, one 16x8x8 TF32 product (FP32 accumulation): the
+/// tile's four accumulators of this thread are acc[2mt + {0,1}][2nt + {0,1}] (acc_row,
+/// acc_col). Not volatile: independent products must be free to interleave, or each
+/// dependent chain stalls on the latency.
+template <int R, int C>
+__device__ __forceinline__ void mma_tf32(float (&acc)[R][C], int mt, int nt, const unsigned (&a)[4],
                                          const unsigned (&b)[2]) {
   asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
-      : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
+      : "+f"(acc[2 * mt][2 * nt]), "+f"(acc[2 * mt][2 * nt + 1]), "+f"(acc[2 * mt + 1][2 * nt]),
+        "+f"(acc[2 * mt + 1][2 * nt + 1])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 /// x rounded to TF32 to nearest, ties away from zero (round_to_tf32's rounding, in one
@@ -67,6 +72,23 @@ __device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float&
 __device__ __forceinline__ unsigned to_tf32(float x) {
   unsigned r;
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+/// The same for one 16x8x16 BF16 product.
+template <int R, int C>
+__device__ __forceinline__ void mma_bf16(float (&acc)[R][C], int mt, int nt, const unsigned (&a)[4],
+                                         const unsigned (&b)[2]) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(acc[2 * mt][2 * nt]), "+f"(acc[2 * mt][2 * nt + 1]), "+f"(acc[2 * mt + 1][2 * nt]),
+        "+f"(acc[2 * mt + 1][2 * nt + 1])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+/// lo and hi rounded to bf16 to nearest, ties to even (round_to_bf16's rounding), packed
+/// into one register, lo in the low half (the lower k of an mma fragment's pair).
+__device__ __forceinline__ unsigned to_bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
 /// x ≈ big + small: big is x truncated to TF32 (its low 13 mantissa bits cleared, so the
@@ -78,6 +100,16 @@ __device__ __forceinline__ void split_tf32(float x, unsigned& big, unsigned& sma
   small = __float_as_uint(x - __uint_as_float(big));
 }
 #endif
+
+/// Where a thread of a tensor-core tile reads its fragments: g = lane / 4 and tig = lane % 4
+/// (the fragment's row or column and its k within the mma), and the first row (wm) and
+/// column (wn) of its warp's tile.
+template <int BM, int BN, int WM, int WN>
+struct mma_lane {
+  int g, tig, wm, wn;
+  __device__ explicit mma_lane(int t)
+      : g(t % 32 / 4), tig(t % 4), wm(t / 32 / WN * (BM / WM)), wn(t / 32 % WN * (BN / WN)) {}
+};
 
 // ---- where a thread's accumulators lie in the tile -----------------------------------------
 
@@ -141,7 +173,11 @@ __device__ __forceinline__ void load_row_fragment(const float* row, int lane16, 
   }
 }
 
-/// acc += As · Bs over 8 of k (one tensor-core k-step).
+/// k per igemm_step: one tensor-core k-step (16 for BF16's m16n8k16, else 8).
+template <igemm_math Math>
+inline constexpr int igemm_step_k = Math == igemm_math::bf16 ? 16 : 8;
+
+/// acc += As · Bs over igemm_step_k<Math> of k (one tensor-core k-step).
 template <int BM, int BN, igemm_math Math, int WM, int WN>
 __device__ __forceinline__ void igemm_step(
     const float (*As)[BM + igemm_pad], const float (*Bs)[BN + igemm_pad],
@@ -149,54 +185,74 @@ __device__ __forceinline__ void igemm_step(
   constexpr int R = igemm_acc_shape<BM, BN, Math, WM, WN>::rows, C = igemm_acc_shape<BM, BN, Math, WM, WN>::cols;
   const int t = static_cast<int>(threadIdx.x);
 #if GPUKIT_NN_HAS_MMA_TF32
-  if constexpr (Math == igemm_math::tf32x3) {
+  if constexpr (Math != igemm_math::simt) {
     constexpr int MT = R / 2, NT = C / 2;
-    const int warp = t / 32, lane = t % 32, g = lane / 4, tig = lane % 4;
-    const int wm = (warp / WN) * (BM / WM), wn = (warp % WN) * (BN / WN);
-    unsigned a_big[MT][4], a_small[MT][4];
+    const mma_lane<BM, BN, WM, WN> l(t);
+    const int g = l.g, tig = l.tig;
+    if constexpr (Math == igemm_math::tf32x3) {
+      unsigned a_big[MT][4], a_small[MT][4];
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      split_tf32(As[tig][wm + mt * 16 + g], a_big[mt][0], a_small[mt][0]);
-      split_tf32(As[tig][wm + mt * 16 + g + 8], a_big[mt][1], a_small[mt][1]);
-      split_tf32(As[tig + 4][wm + mt * 16 + g], a_big[mt][2], a_small[mt][2]);
-      split_tf32(As[tig + 4][wm + mt * 16 + g + 8], a_big[mt][3], a_small[mt][3]);
-    }
-    // One column of mma tiles at a time (its B fragment lives only that long: wide warp
-    // tiles would otherwise hold every B fragment, big and small, at once), three passes
-    // over its MT independent tiles (the small terms first: they are the least significant).
+      for (int mt = 0; mt < MT; ++mt) {
+        const int r0 = l.wm + mt * 16 + g, r1 = r0 + 8;
+        split_tf32(As[tig][r0], a_big[mt][0], a_small[mt][0]);
+        split_tf32(As[tig][r1], a_big[mt][1], a_small[mt][1]);
+        split_tf32(As[tig + 4][r0], a_big[mt][2], a_small[mt][2]);
+        split_tf32(As[tig + 4][r1], a_big[mt][3], a_small[mt][3]);
+      }
+      // One column of mma tiles at a time (its B fragment lives only that long: wide warp
+      // tiles would otherwise hold every B fragment, big and small, at once), three passes
+      // over its MT independent tiles (the small terms first: they are the least significant).
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      unsigned b_big[2], b_small[2];
-      split_tf32(Bs[tig][wn + nt * 8 + g], b_big[0], b_small[0]);
-      split_tf32(Bs[tig + 4][wn + nt * 8 + g], b_big[1], b_small[1]);
+      for (int nt = 0; nt < NT; ++nt) {
+        const int c = l.wn + nt * 8 + g;
+        unsigned b_big[2], b_small[2];
+        split_tf32(Bs[tig][c], b_big[0], b_small[0]);
+        split_tf32(Bs[tig + 4][c], b_big[1], b_small[1]);
 #pragma unroll
-      for (int pass = 0; pass < 3; ++pass)
+        for (int pass = 0; pass < 3; ++pass)
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-          mma_tf32(acc[2 * mt][2 * nt], acc[2 * mt][2 * nt + 1], acc[2 * mt + 1][2 * nt], acc[2 * mt + 1][2 * nt + 1],
-                   pass == 0 ? a_small[mt] : a_big[mt], pass == 1 ? b_small : b_big);
-    }
-    return;
-  }
-  if constexpr (Math == igemm_math::tf32) {
-    constexpr int MT = R / 2, NT = C / 2;
-    const int warp = t / 32, lane = t % 32, g = lane / 4, tig = lane % 4;
-    const int wm = (warp / WN) * (BM / WM), wn = (warp % WN) * (BN / WN);
-    unsigned a[MT][4];
+          for (int mt = 0; mt < MT; ++mt)
+            mma_tf32(acc, mt, nt, pass == 0 ? a_small[mt] : a_big[mt], pass == 1 ? b_small : b_big);
+      }
+    } else if constexpr (Math == igemm_math::tf32) {
+      unsigned a[MT][4];
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      a[mt][0] = to_tf32(As[tig][wm + mt * 16 + g]);
-      a[mt][1] = to_tf32(As[tig][wm + mt * 16 + g + 8]);
-      a[mt][2] = to_tf32(As[tig + 4][wm + mt * 16 + g]);
-      a[mt][3] = to_tf32(As[tig + 4][wm + mt * 16 + g + 8]);
-    }
+      for (int mt = 0; mt < MT; ++mt) {
+        const int r0 = l.wm + mt * 16 + g, r1 = r0 + 8;
+        a[mt][0] = to_tf32(As[tig][r0]);
+        a[mt][1] = to_tf32(As[tig][r1]);
+        a[mt][2] = to_tf32(As[tig + 4][r0]);
+        a[mt][3] = to_tf32(As[tig + 4][r1]);
+      }
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const unsigned b[2] = {to_tf32(Bs[tig][wn + nt * 8 + g]), to_tf32(Bs[tig + 4][wn + nt * 8 + g])};
+      for (int nt = 0; nt < NT; ++nt) {
+        const int c = l.wn + nt * 8 + g;
+        const unsigned b[2] = {to_tf32(Bs[tig][c]), to_tf32(Bs[tig + 4][c])};
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-        mma_tf32(acc[2 * mt][2 * nt], acc[2 * mt][2 * nt + 1], acc[2 * mt + 1][2 * nt], acc[2 * mt + 1][2 * nt + 1],
-                 a[mt], b);
+        for (int mt = 0; mt < MT; ++mt) mma_tf32(acc, mt, nt, a[mt], b);
+      }
+    } else {
+      // BF16: the fragment's k pair (2·tig, 2·tig + 1) is read from stage rows (tig, tig + 4)
+      // and (2·tig + 8, 2·tig + 9) from (tig + 8, tig + 12), for A and B alike: the same
+      // permutation of k on both sides leaves the sum as it is, and keeps the reads of the
+      // TF32 layout (a warp's 32 lanes in 32 banks).
+      static_assert(Math == igemm_math::bf16, "a tensor-core math without a fragment layout");
+      unsigned a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const int r0 = l.wm + mt * 16 + g, r1 = r0 + 8;
+        a[mt][0] = to_bf16x2(As[tig][r0], As[tig + 4][r0]);
+        a[mt][1] = to_bf16x2(As[tig][r1], As[tig + 4][r1]);
+        a[mt][2] = to_bf16x2(As[tig + 8][r0], As[tig + 12][r0]);
+        a[mt][3] = to_bf16x2(As[tig + 8][r1], As[tig + 12][r1]);
+      }
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int c = l.wn + nt * 8 + g;
+        const unsigned b[2] = {to_bf16x2(Bs[tig][c], Bs[tig + 4][c]), to_bf16x2(Bs[tig + 8][c], Bs[tig + 12][c])};
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) mma_bf16(acc, mt, nt, a[mt], b);
+      }
     }
     return;
   }
@@ -215,11 +271,13 @@ __device__ __forceinline__ void igemm_step(
         for (int j = 0; j < C; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
   } else {
-    // Tensor-core layout without tensor cores: the same elements, one FMA at a time (TF32:
-    // of the rounded operands, whose products FP32 holds exactly).
-    const auto operand = [](float v) { return Math == igemm_math::tf32 ? round_to_tf32(v) : v; };
+    // Tensor-core layout without tensor cores: the same elements, one FMA at a time (TF32
+    // and BF16: of the rounded operands, whose products FP32 holds exactly).
+    const auto operand = [](float v) {
+      return Math == igemm_math::tf32 ? round_to_tf32(v) : Math == igemm_math::bf16 ? round_to_bf16(v) : v;
+    };
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk)
+    for (int kk = 0; kk < igemm_step_k<Math>; ++kk)
 #pragma unroll
       for (int i = 0; i < R; ++i)
 #pragma unroll
@@ -328,10 +386,11 @@ __global__ void __launch_bounds__(igemm_acc_shape<BM, BN, Math, WM, WN>::threads
     cp_async_commit();
     const float* a_stage = As + (s % S) * BK * AS;
     const float* b_stage = Bs + (s % S) * BK * BS;
+    constexpr int KS = igemm_step_k<Math>;
 #pragma unroll
-    for (int half = 0; half < BK / 8; ++half)
-      igemm_step<BM, BN, Math, WM, WN>(reinterpret_cast<const float(*)[AS]>(a_stage + half * 8 * AS),
-                               reinterpret_cast<const float(*)[BS]>(b_stage + half * 8 * BS), acc);
+    for (int step = 0; step < BK / KS; ++step)
+      igemm_step<BM, BN, Math, WM, WN>(reinterpret_cast<const float(*)[AS]>(a_stage + step * KS * AS),
+                                       reinterpret_cast<const float(*)[BS]>(b_stage + step * KS * BS), acc);
   }
   cp_async_wait<0>();
 
@@ -393,6 +452,12 @@ void launch_igemm_tile(const Map& map, const igemm_config& c, float* partial, st
   if (c.math == igemm_math::tf32) {
     constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::tf32, Map, BK, S, WM, WN>;
     cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::tf32, WM, WN>::threads);
+    allow_shared_bytes(kernel, cfg.shared_bytes);
+    return launch(kernel, cfg, s, map, c.k_chunk, p);
+  }
+  if (c.math == igemm_math::bf16) {
+    constexpr auto kernel = igemm_kernel<BM, BN, igemm_math::bf16, Map, BK, S, WM, WN>;
+    cfg.block = dim3(igemm_acc_shape<BM, BN, igemm_math::bf16, WM, WN>::threads);
     allow_shared_bytes(kernel, cfg.shared_bytes);
     return launch(kernel, cfg, s, map, c.k_chunk, p);
   }

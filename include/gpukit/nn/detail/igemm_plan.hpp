@@ -26,6 +26,11 @@
 //           from zero, round_to_tf32 in nn/precision.hpp), FP32 accumulation; the math of a
 //           model whose precision is tf32 (before 8.0: FP32 FMA of the rounded operands,
 //           the same products).
+//   bf16    tensor cores, one m16n8k16 product per 16 of k: each operand rounded to
+//           bfloat16 to nearest, ties to even (round_to_bf16), FP32 accumulation; the math
+//           of a model whose precision is bf16 (before 8.0: FP32 FMA of the rounded
+//           operands). The operands stay FP32 in memory and in shared memory: they are
+//           rounded as the fragments are read, two to a register.
 // When the output tiles alone cannot fill the GPU, k is split: each split writes raw
 // partial sums and a second kernel adds them in split order (deterministic, no atomics)
 // and applies the mapping's epilogue.
@@ -42,10 +47,11 @@
 
 namespace gpukit::nn::detail {
 
-enum class igemm_math { simt, tf32x3, tf32 };
+enum class igemm_math { simt, tf32x3, tf32, bf16 };
 
 inline const char* igemm_math_name(igemm_math m, bool tensor_cores = true) noexcept {
   if (m == igemm_math::tf32) return tensor_cores ? "TF32" : "TF32 operands, FP32 FMA";
+  if (m == igemm_math::bf16) return tensor_cores ? "BF16" : "BF16 operands, FP32 FMA";
   return m == igemm_math::simt || !tensor_cores ? "FP32 FMA" : "3xTF32";
 }
 
@@ -124,8 +130,9 @@ inline double igemm_estimate(long long m, long long n, long long k, const igemm_
   const double blocks = tiles_m * tiles_n * splits;
   const double slots = sms * tile.resident;
   const double waves = std::ceil(blocks / slots);
-  // FLOP/s; one TF32 product where 3xTF32 takes three, but the loads do not shrink: about 2.2x.
-  const double per_sm = math == igemm_math::tf32     ? 2.2e12 * tile.speed
+  // FLOP/s; one TF32 product where 3xTF32 takes three, but the loads do not shrink: about
+  // 2.2x. BF16 is ranked as TF32 (the same loads and stages; half the mma instructions).
+  const double per_sm = math == igemm_math::tf32 || math == igemm_math::bf16 ? 2.2e12 * tile.speed
                         : math == igemm_math::tf32x3 ? 1.0e12 * tile.speed
                                                      : 0.38e12 * std::min(tile.speed, 1.0);
   const double k_per_split = std::ceil(static_cast<double>(k) / splits / igemm_bk) * igemm_bk;
@@ -141,11 +148,12 @@ inline double igemm_estimate(long long m, long long n, long long k, const igemm_
   return seconds;
 }
 
-/// The math of a product on `t`: TF32 for a model in tf32 (on any GPU: without tensor cores
-/// the kernel multiplies the rounded operands with FP32 FMA), else 3xTF32, or FP32 FMA tiles
-/// when asked for where tensor cores exist.
+/// The math of a product on `t`: TF32 or BF16 for a model in that precision (on any GPU:
+/// without tensor cores the kernel multiplies the rounded operands with FP32 FMA), else
+/// 3xTF32, or FP32 FMA tiles when asked for where tensor cores exist.
 inline igemm_math igemm_math_for(const path_target& t, const igemm_request& r) noexcept {
   if (t.numbers == precision::tf32) return igemm_math::tf32;
+  if (t.numbers == precision::bf16) return igemm_math::bf16;
   return t.has_tf32_tensor_cores() && r.force_simt ? igemm_math::simt : igemm_math::tf32x3;
 }
 
