@@ -81,6 +81,15 @@ struct stage_buffers {
         argmax(pooled ? out : 0, s) {}
 };
 
+/// The exit table's entries of a stage's two cases, and their FLOPs per image for the
+/// harness's table: 2 per multiply-add forward, backward the same for dw and again for dx.
+void describe_stage(const std::string& family, nn::precision p, const std::string& text, double macs, bool dx) {
+  layer_cases()[family + "_fwd/" + nn::precision_name(p)] = {text, 2 * macs, p};
+  layer_cases()[family + "_bwd/" + nn::precision_name(p)] = {text, (dx ? 4 : 2) * macs, p};
+  set_flops_per_item(family + "_fwd", 2 * macs);
+  set_flops_per_item(family + "_bwd", (dx ? 4 : 2) * macs);
+}
+
 void register_stage(const std::string& family, const std::string& shape, nn::precision p, std::size_t batch,
                     const nn::model_plan& plan, std::size_t index) {
   const nn::stage_plan& st = plan.stages()[index];
@@ -91,8 +100,7 @@ void register_stage(const std::string& family, const std::string& shape, nn::pre
     const double macs = static_cast<double>(g.oc) * g.oh * g.ow * static_cast<double>(g.kdim());
     const std::string text = shape + " | " + path.describe();
     const bool dx = st.needs_dx;
-    layer_cases()[family + "_fwd/" + nn::precision_name(p)] = {text, 2 * macs, p};
-    layer_cases()[family + "_bwd/" + nn::precision_name(p)] = {text, (dx ? 4 : 2) * macs, p};
+    describe_stage(family, p, text, macs, dx);
     const auto buffers = [=](gpukit::stream_view s) {
       return std::make_shared<stage_buffers>(static_cast<std::size_t>(g.input_size()),
                                              static_cast<std::size_t>(g.output_size()), st.w_count, st.b_count,
@@ -129,8 +137,7 @@ void register_stage(const std::string& family, const std::string& shape, nn::pre
     const std::string text = shape + " | " + path.describe();
     const bool dx = st.needs_dx;
     const nn::activation act = st.act;
-    layer_cases()[family + "_fwd/" + nn::precision_name(p)] = {text, 2 * macs, p};
-    layer_cases()[family + "_bwd/" + nn::precision_name(p)] = {text, (dx ? 4 : 2) * macs, p};
+    describe_stage(family, p, text, macs, dx);
     const auto buffers = [=](gpukit::stream_view s) {
       return std::make_shared<stage_buffers>(batch * g.in, batch * g.out, st.w_count, st.b_count, false, s);
     };
