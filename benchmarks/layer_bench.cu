@@ -64,6 +64,16 @@ std::vector<float> uniform(std::size_t n, float lo, float hi, std::uint64_t seed
   return v;
 }
 
+/// A case's executor with a workspace of its own (the scratch of the layer's kernels is
+/// reserved once, not allocated per call); the call keeps it alive.
+struct stream_context {
+  gpukit::workspace ws;
+  cuda_executor exec;
+  explicit stream_context(gpukit::stream_view s) : ws(s), exec(s, ws) {}
+  stream_context(const stream_context&) = delete;
+  stream_context& operator=(const stream_context&) = delete;
+};
+
 /// The buffers of one stage at one batch size: inputs random, outputs uninitialised.
 struct stage_buffers {
   device_buffer<float> x, w, b, y, dy, dw, db, dx;
@@ -108,24 +118,22 @@ void register_stage(const std::string& family, const std::string& shape, nn::pre
     };
     add_gpu_case(family + "_fwd", nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
       auto d = buffers(s);
-      auto ws = std::make_shared<gpukit::workspace>(s);
-      const cuda_executor exec(s, *ws);
+      const auto on = std::make_shared<stream_context>(s);
       return [=](gpukit::stream_view) {
-        detail::conv_forward_impl(exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
+        detail::conv_forward_impl(on->exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
                                   g.pooled ? d->argmax.data() : nullptr);
       };
     });
     add_gpu_case(family + "_bwd", nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
       auto d = buffers(s);
-      auto ws = std::make_shared<gpukit::workspace>(s);
-      const cuda_executor exec(s, *ws);
-      detail::conv_forward_impl(exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
+      const auto on = std::make_shared<stream_context>(s);
+      detail::conv_forward_impl(on->exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
                                 g.pooled ? d->argmax.data() : nullptr);  // y and argmax as the forward leaves them
       detail::conv_backward_extras<float> extra;
       extra.dx_act = st.dx_act;
       extra.dx_act_y = st.dx_act != nn::activation::none ? d->x.data() : nullptr;  // x stands in for the producer's y
       return [=](gpukit::stream_view) {
-        detail::conv_backward_impl(exec, gb, path, d->x.data(), d->w.data(), d->y.data(),
+        detail::conv_backward_impl(on->exec, gb, path, d->x.data(), d->w.data(), d->y.data(),
                                    g.pooled ? d->argmax.data() : nullptr, d->dy.data(), d->dw.data(), d->db.data(),
                                    dx ? d->dx.data() : nullptr, extra);
       };
@@ -143,24 +151,22 @@ void register_stage(const std::string& family, const std::string& shape, nn::pre
     };
     add_gpu_case(family + "_fwd", nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
       auto d = buffers(s);
-      auto ws = std::make_shared<gpukit::workspace>(s);
-      const cuda_executor exec(s, *ws);
+      const auto on = std::make_shared<stream_context>(s);
       return [=](gpukit::stream_view) {
-        detail::dense_forward_impl(exec, g, path, d->x.data(), d->w.data(), d->b.data(),
+        detail::dense_forward_impl(on->exec, g, path, d->x.data(), d->w.data(), d->b.data(),
                                    d->y.data(), act, static_cast<float*>(nullptr));
       };
     });
     add_gpu_case(family + "_bwd", nn::precision_name(p), batch, 0, images, [=](gpukit::stream_view s) {
       auto d = buffers(s);
-      auto ws = std::make_shared<gpukit::workspace>(s);
-      const cuda_executor exec(s, *ws);
-      detail::dense_forward_impl(exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
+      const auto on = std::make_shared<stream_context>(s);
+      detail::dense_forward_impl(on->exec, g, path, d->x.data(), d->w.data(), d->b.data(), d->y.data(),
                                  act, static_cast<float*>(nullptr));
       detail::dense_backward_extras<float> extra;
       extra.dx_act = st.dx_act;
       extra.dx_act_y = st.dx_act != nn::activation::none ? d->x.data() : nullptr;
       return [=](gpukit::stream_view) {
-        detail::dense_backward_impl(exec, g, path, d->x.data(), d->w.data(), d->y.data(),
+        detail::dense_backward_impl(on->exec, g, path, d->x.data(), d->w.data(), d->y.data(),
                                     d->dy.data(), d->dw.data(), d->db.data(), dx ? d->dx.data() : nullptr,
                                     st.backward_act(), extra);
       };

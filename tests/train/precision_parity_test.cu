@@ -12,7 +12,10 @@
 //     18 degrees, with random frequency, phase, colour and noise), 10,000 training and
 //     5,000 validation images, no augmentation (a flip would change the class).
 // Validation sets this large make 0.5 points 10 and 25 images. GPU training is deterministic
-// (fixed-order sums), so each run repeats exactly. Each recipe prints its accuracies.
+// (fixed-order sums), so each run repeats exactly. Each recipe prints its accuracies. The
+// article's model runs every product on a dedicated FP32 path today (its first layer's
+// kernels, the split-k dense kernel, the small head: summary() says so), so its three runs
+// are identical until those paths get tensor-core variants; the VGG's are not.
 #include "gpukit/gpukit.cuh"
 #include "gpukit/io/dataset.hpp"
 #include "gpukit/io/synthetic.hpp"
