@@ -1,6 +1,7 @@
 // gpukit_zoo_step — runs training steps of zoo models for a profiler to look at.
 //
 //   gpukit_zoo_step [--models vgg,allconv] [--batches 32,256] [--steps 1] [--graph]
+//                   [--precision fp32|tf32|bf16]
 //
 // Per model and batch: three warm-up steps, then cudaProfilerStart, `steps` training steps
 // (eager, or replays of one captured graph with --graph), cudaProfilerStop. Under
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,7 @@ int main(int argc, char** argv) try {
   std::vector<std::size_t> batches = zoo::batches();
   int steps = 1;
   bool use_graph = false;
+  nn::precision numbers = nn::precision::fp32;
   const auto list = [](const std::string& s) {
     std::vector<std::string> out;
     for (std::size_t a = 0, b; a <= s.size(); a = b + 1) {
@@ -40,13 +43,22 @@ int main(int argc, char** argv) try {
       for (const auto& b : list(argv[++i])) batches.push_back(std::stoul(b));
     } else if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = std::stoi(argv[++i]);
     else if (std::strcmp(argv[i], "--graph") == 0) use_graph = true;
+    else if (std::strcmp(argv[i], "--precision") == 0 && i + 1 < argc) {
+      const std::string p = argv[++i];
+      bool known = false;
+      for (const nn::precision q : {nn::precision::fp32, nn::precision::tf32, nn::precision::bf16})
+        if (p == nn::precision_name(q)) numbers = q, known = true;
+      if (!known) throw std::invalid_argument("argument '--precision' = '" + p + "' is not fp32, tf32 or bf16");
+    } else {
+      throw std::invalid_argument(std::string("unknown argument '") + argv[i] + "'");
+    }
   }
   gpukit::stream s;
   const gpukit::cuda_executor exec(s.view());
   for (const zoo::model& m : zoo::models()) {
     if (!models.empty() && std::find(models.begin(), models.end(), m.name) == models.end()) continue;
     for (std::size_t batch : batches) {
-      auto net = zoo::build(m, exec, batch, 1);
+      auto net = zoo::build(m, exec, batch, 1, nn::adam{}, numbers);
       std::vector<float> xs(batch * m.input.features());
       for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.0f;
       const auto x = nn::device_tensor::from_host(m.input.with_batch(batch), xs, s.view());

@@ -51,7 +51,7 @@ struct conv_fprop_map {
   __device__ a_kpos a_k_at(int kk, bool ok) const { return {kk, ok}; }
   __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
     ok = r.ok && p.ok;
-    return ok ? w + r.off + p.k : w;
+    return w + (ok ? r.off + p.k : 0);
   }
   __device__ b_col b_col_at(int pix) const {
     int img, q, oy, ox;
@@ -70,7 +70,7 @@ struct conv_fprop_map {
     const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
     ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
          static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
-    return ok ? x + c.base + p.off : x;
+    return x + (ok ? c.base + p.off : 0);
   }
   __device__ c_row c_row_at(int o) const { return {o * ohw, o < m ? bias[o] : 0.0f, o < m}; }
   __device__ c_col c_col_at(int pix) const {
@@ -114,7 +114,7 @@ struct conv_dgrad_map {
   }
   __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
     ok = r.ok && p.ok;
-    return ok ? w + r.off + p.off : w;
+    return w + (ok ? r.off + p.off : 0);
   }
   __device__ b_col b_col_at(int pix) const {
     int img, j, jy, jx;
@@ -133,7 +133,7 @@ struct conv_dgrad_map {
     const int oy = c.oy0 - p.a, ox = c.ox0 - p.b;
     ok = p.ok && c.ok && static_cast<unsigned>(oy) < static_cast<unsigned>(oh) &&
          static_cast<unsigned>(ox) < static_cast<unsigned>(ow);
-    return ok ? dz + c.base + p.off : dz;
+    return dz + (ok ? c.base + p.off : 0);
   }
   __device__ c_row c_row_at(int c) const { return {c * hw, c < m}; }
   __device__ c_col c_col_at(int pix) const {
@@ -176,7 +176,7 @@ struct conv_wgrad_map {
   }
   __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
     ok = r.ok && p.ok;
-    return ok ? dz + r.off + p.off : dz;
+    return dz + (ok ? r.off + p.off : 0);
   }
   __device__ b_col b_col_at(int t) const {
     int c, r, ky, kx;
@@ -195,7 +195,7 @@ struct conv_wgrad_map {
     const int iy = p.iy0 + c.ky, ix = p.ix0 + c.kx;
     ok = !c.ones && p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
          static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
-    return ok ? x + p.base + c.off : x;
+    return x + (ok ? p.base + c.off : 0);
   }
   /// The column of ones (the bias): its elements are constants, not loads.
   __device__ bool b_constant(const b_kpos& p, const b_col& c, float& v) const {

@@ -42,13 +42,13 @@ struct strided_operands {
   __device__ a_kpos a_k_at(int kk, bool ok) const { return {kk * a_k, ok}; }
   __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
     ok = r.ok && p.ok;
-    return ok ? a + r.off + p.off : a;
+    return a + (ok ? r.off + p.off : 0);
   }
   __device__ b_col b_col_at(int j) const { return {j * b_n, j == ones_column, j < n}; }
   __device__ b_kpos b_k_at(int kk, bool ok) const { return {kk * b_k, ok}; }
   __device__ const float* b_src(const b_kpos& p, const b_col& col, bool& ok) const {
     ok = !col.ones && p.ok && col.ok;
-    return ok ? b + p.off + col.off : b;
+    return b + (ok ? p.off + col.off : 0);
   }
   /// The column of ones (a bias gradient): its elements are constants, not loads.
   __device__ bool b_constant(const b_kpos& p, const b_col& col, float& v) const {
