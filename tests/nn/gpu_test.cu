@@ -279,12 +279,48 @@ TEST_CASE("Adam and SGD on the GPU follow their formulas, vectorised or not", "[
   }
 }
 
+TEST_CASE("weight decay, AdamW, schedules and clipping on the GPU agree with the CPU", "[gpu][nn][optimizer]") {
+  gpu g;
+  const std::size_t n = 70001;  // past one block's share of the norm pass
+  const std::vector<float> p0 = random_vector<float>(n, -1, 1, 251);
+  std::vector<std::vector<float>> grads;
+  for (int s = 0; s < 4; ++s) grads.push_back(random_vector<float>(n, -2, 2, 252 + s));
+  nn::sgd momentum{0.1f, 0.9f, 0.01f};
+  momentum.schedule = nn::lr_schedule::step(2, 0.5f);
+  momentum.max_grad_norm = 50.0f;  // below the norm (about 280): clipped
+  nn::adam l2{0.01f, 0.85f, 0.995f, 1e-7f, 0.02f};
+  l2.max_grad_norm = 1e6f;  // above it: a factor of 1
+  nn::adam decoupled = nn::adamw(0.01f, 0.1f);
+  decoupled.schedule = nn::lr_schedule::cosine(4, 1, 0.001f);
+  decoupled.max_grad_norm = 100.0f;
+  for (const nn::optimizer& o : {nn::optimizer{momentum}, nn::optimizer{l2}, nn::optimizer{decoupled}}) {
+    CAPTURE(nn::optimizer_name(o), nn::max_grad_norm_of(o));
+    nn::optimizer_state<cuda_executor> on_gpu(g.exec, o, n);
+    nn::optimizer_state<gpukit::cpu_executor, float> on_cpu(gpukit::cpu_executor{}, o, n);
+    auto gp = g.upload(p0, {n, 1, 1, 1});
+    std::vector<float> cp = p0;
+    for (int t = 1; t <= 4; ++t) {
+      auto gg = g.upload(grads[t - 1], {n, 1, 1, 1});
+      on_gpu.step(gp.span(), gg.span());
+      on_cpu.step(cp, grads[t - 1]);
+      // cos on the device may differ from the host's in a double's last bit: a float ulp at most.
+      CHECK(on_gpu.learning_rate() == Approx(on_cpu.learning_rate()).epsilon(2e-7));
+      // The norms are sums in different orders (double): the factors agree to ~1e-15.
+      CHECK(on_gpu.last_clip_factor() == Approx(on_cpu.last_clip_factor()).epsilon(1e-6));
+      const std::vector<double> got = g.download(gp.span());
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(got[i] == Approx(cp[i]).epsilon(1e-5).margin(1e-6));
+    }
+    if (nn::max_grad_norm_of(o) < 1000.0f) CHECK(on_gpu.last_clip_factor() < 1.0f);
+    else CHECK(on_gpu.last_clip_factor() == 1.0f);
+  }
+}
+
 template <class Exec>
-nn::sequential<Exec> seed_model(const Exec& exec, std::size_t batch) {
+nn::sequential<Exec> seed_model(const Exec& exec, std::size_t batch, const nn::optimizer& opt = nn::adam{}) {
   nn::sequential<Exec> m(exec, 3, 64, 64);
   m.add(nn::conv2d(3, 32, 3, 1)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
   m.add(nn::dense(30752, 128)).add(nn::relu{}).add(nn::dense(128, 1)).add(nn::sigmoid{});
-  m.compile(batch, nn::binary_crossentropy{}, nn::adam{}, 42);
+  m.compile(batch, nn::binary_crossentropy{}, opt, 42);
   return m;
 }
 
@@ -332,8 +368,14 @@ TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every
 TEST_CASE("Adam fused into the dense backward pass updates like backward() and step()", "[gpu][nn][model][optimizer]") {
   gpu g;
   const std::size_t batch = 6;
-  auto fused = seed_model(g.exec, batch);
-  auto plain = seed_model(g.exec, batch);
+  nn::adam decayed = nn::adamw(2e-3f, 0.1f);  // AdamW under a schedule: the fused kernel reads both
+  decayed.schedule = nn::lr_schedule::cosine(3, 1);
+  const bool with_decay = GENERATE(false, true);
+  CAPTURE(with_decay);
+  const nn::optimizer opt = with_decay ? nn::optimizer{decayed} : nn::optimizer{nn::adam{}};
+  auto fused = seed_model(g.exec, batch, opt);
+  auto plain = seed_model(g.exec, batch, opt);
+  REQUIRE(fused.compiled_plan().optimizer_route().fuses_into_layers);
   auto gx = g.upload(random_vector<float>(batch * 3 * 64 * 64, 0, 1, 271), {batch, 3, 64, 64});
   auto gy = g.upload(std::vector<float>{1, 0, 0, 1, 1, 0}, {batch, 1, 1, 1});
   // The same gradients bit for bit; the updates may differ in the last bit (the two kernels
@@ -364,6 +406,28 @@ TEST_CASE("Adam fused into the dense backward pass updates like backward() and s
   CHECK(g.download(fused.parameters()) == before);
   CHECK(g.download(fused.optimizer_state_ref().second_moment()) == moments);
   CHECK(fused.steps() == 2);
+}
+
+TEST_CASE("a captured training step follows the learning-rate schedule replay by replay", "[gpu][nn][model][graph][optimizer]") {
+  gpu g;
+  const std::size_t batch = 4;
+  nn::adam a = nn::adamw(1e-3f, 0.01f);
+  a.schedule = nn::lr_schedule::cosine(6, 2, 1e-4f);
+  a.max_grad_norm = 0.5f;
+  auto graphed = seed_model(g.exec, batch, a);
+  auto eager = seed_model(g.exec, batch, a);
+  CHECK_FALSE(graphed.compiled_plan().optimizer_route().fuses_into_layers);  // clipping needs the whole gradient
+  auto gx = g.upload(random_vector<float>(batch * 3 * 64 * 64, 0, 1, 281), {batch, 3, 64, 64});
+  auto gy = g.upload(std::vector<float>{1, 0, 0, 1}, {batch, 1, 1, 1});
+  nn::graph step = graphed.capture_train_step(gx, gy);
+  for (long long t = 1; t <= 8; ++t) {
+    step.replay(g.stream.view());
+    (void)eager.train_step(gx, gy);
+    CHECK(graphed.optimizer_state_ref().learning_rate() ==
+          Approx(nn::scheduled_learning_rate(a.schedule, a.learning_rate, t)).epsilon(2e-7));
+    CHECK(graphed.optimizer_state_ref().last_clip_factor() == eager.optimizer_state_ref().last_clip_factor());
+    REQUIRE(g.download(graphed.parameters()) == g.download(eager.parameters()));
+  }
 }
 
 TEST_CASE("the loss fused with the last dense layer agrees with the CPU for MSE and BCE", "[gpu][nn][model][loss]") {

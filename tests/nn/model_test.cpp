@@ -285,6 +285,143 @@ TEST_CASE("SGD with momentum and Adam follow their formulas", "[nn][optimizer]")
   }
 }
 
+namespace {
+
+/// lr(t) of a schedule, written out from its definition in long double (not the library's code).
+long double want_lr(const nn::lr_schedule& s, long double lr0, long long t) {
+  using shape = nn::lr_schedule::shape;
+  if (s.kind == shape::step) return lr0 * std::pow((long double)s.gamma, (long double)((t - 1) / s.every));
+  if (s.kind == shape::cosine) {
+    if (t <= s.warmup) return lr0 * t / s.warmup;
+    const long double p = std::min<long double>(1, (long double)(t - s.warmup) / (s.total - s.warmup));
+    const long double pi = 3.14159265358979323846264338327950288L;
+    return (long double)s.min_lr + (lr0 - (long double)s.min_lr) * (1 + std::cos(pi * p)) / 2;
+  }
+  return lr0;
+}
+
+}  // namespace
+
+TEST_CASE("learning-rate schedules give PyTorch's rates step by step", "[nn][optimizer]") {
+  const float lr0 = 0.1f;
+  SECTION("step") {
+    const auto s = nn::lr_schedule::step(2, 0.5f);
+    const float want[] = {0.1f, 0.1f, 0.05f, 0.05f, 0.025f};
+    for (long long t = 1; t <= 5; ++t) CHECK(nn::scheduled_learning_rate(s, lr0, t) == want[t - 1]);
+  }
+  SECTION("cosine with warm-up") {
+    const auto s = nn::lr_schedule::cosine(10, 2, 0.01f);
+    CHECK(nn::scheduled_learning_rate(s, lr0, 1) == 0.05f);  // half-way up the warm-up
+    CHECK(nn::scheduled_learning_rate(s, lr0, 2) == lr0);    // its top
+    CHECK(nn::scheduled_learning_rate(s, lr0, 6) == Approx(0.055).epsilon(1e-6));  // half-way down
+    CHECK(nn::scheduled_learning_rate(s, lr0, 10) == 0.01f);  // the floor, and after it
+    CHECK(nn::scheduled_learning_rate(s, lr0, 25) == 0.01f);
+    for (long long t = 1; t <= 12; ++t)
+      CHECK(nn::scheduled_learning_rate(s, lr0, t) == Approx(static_cast<double>(want_lr(s, lr0, t))).epsilon(1e-7));
+    const auto plain = nn::lr_schedule::cosine(4);
+    CHECK(nn::scheduled_learning_rate(plain, lr0, 1) == Approx(0.1 * (1 + std::cos(M_PI / 4)) / 2).epsilon(1e-7));
+  }
+  SECTION("constant") {
+    CHECK(nn::scheduled_learning_rate(nn::lr_schedule::constant(), lr0, 1000) == lr0);
+  }
+}
+
+TEST_CASE("weight decay, AdamW, schedules and clipping follow PyTorch's formulas", "[nn][optimizer]") {
+  const std::size_t n = 41;
+  const std::vector<double> p0 = random_vector(n, -1, 1, 131);
+  std::vector<std::vector<double>> g;
+  for (int s = 0; s < 4; ++s) g.push_back(random_vector(n, -2, 2, 132 + s));
+  const auto norm_of = [](const std::vector<double>& v) {
+    long double s = 0;
+    for (double x : v) s += (long double)x * x;
+    return std::sqrt(s);
+  };
+
+  SECTION("sgd: momentum, L2, a step schedule, clipping") {
+    nn::sgd o{0.1f, 0.9f, 0.01f};
+    o.schedule = nn::lr_schedule::step(2, 0.5f);
+    o.max_grad_norm = 3.0f;  // below every gradient's norm (about 6.6): every step clips
+    nn::optimizer_state<cpu_executor, double> state(cpu, o, n);
+    std::vector<double> p = p0;
+    std::vector<long double> vel(n, 0), want(p0.begin(), p0.end());
+    for (int t = 1; t <= 4; ++t) {
+      state.step(p, g[t - 1]);
+      const long double scale = std::min<long double>(1, 3.0L / (norm_of(g[t - 1]) + 1e-6L));
+      REQUIRE(scale < 1);
+      CHECK(state.last_clip_factor() == Approx(static_cast<double>(scale)).epsilon(1e-6));
+      const long double lr = want_lr(o.schedule, (long double)o.learning_rate, t);
+      CHECK(state.learning_rate() == Approx(static_cast<double>(lr)).epsilon(1e-7));
+      for (std::size_t i = 0; i < n; ++i) {
+        const long double gi = g[t - 1][i] * scale + (long double)o.weight_decay * want[i];
+        vel[i] = (long double)o.momentum * vel[i] + gi;
+        want[i] -= lr * vel[i];
+      }
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-8));
+    }
+  }
+  SECTION("adam with L2, AdamW, each under a cosine schedule") {
+    for (const bool decoupled : {false, true}) {
+      CAPTURE(decoupled);
+      nn::adam a = decoupled ? nn::adamw(0.01f, 0.05f) : nn::adam{0.01f, 0.8f, 0.99f, 1e-6f, 0.05f};
+      a.schedule = nn::lr_schedule::cosine(5, 1, 0.001f);
+      nn::optimizer_state<cpu_executor, double> state(cpu, a, n);
+      std::vector<double> p = p0;
+      std::vector<long double> m(n, 0), v(n, 0), want(p0.begin(), p0.end());
+      for (int t = 1; t <= 4; ++t) {
+        state.step(p, g[t - 1]);
+        const long double lr = want_lr(a.schedule, (long double)a.learning_rate, t);
+        for (std::size_t i = 0; i < n; ++i) {
+          long double gi = g[t - 1][i];
+          if (decoupled) want[i] *= 1 - lr * (long double)a.weight_decay;  // torch.optim.AdamW
+          else gi += (long double)a.weight_decay * want[i];                 // torch.optim.Adam
+          m[i] = (long double)a.beta1 * m[i] + (1 - (long double)a.beta1) * gi;
+          v[i] = (long double)a.beta2 * v[i] + (1 - (long double)a.beta2) * gi * gi;
+          const long double mhat = m[i] / (1 - std::pow((long double)a.beta1, t));
+          const long double vhat = v[i] / (1 - std::pow((long double)a.beta2, t));
+          want[i] -= lr * mhat / (std::sqrt(vhat) + (long double)a.epsilon);
+        }
+        for (std::size_t i = 0; i < n; ++i)
+          REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-8));
+      }
+      CHECK(std::string(nn::optimizer_name(a)) == (decoupled ? "adamw" : "adam"));
+    }
+  }
+  SECTION("a bound above the gradient's norm leaves it as it is") {
+    nn::sgd o{0.5f};
+    o.max_grad_norm = 1000.0f;
+    nn::optimizer_state<cpu_executor, double> state(cpu, o, n);
+    std::vector<double> p = p0;
+    state.step(p, g[0]);
+    CHECK(state.last_clip_factor() == 1.0f);
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == Approx(p0[i] - 0.5 * g[0][i]).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("bad optimizer settings are typed errors naming the setting", "[nn][optimizer]") {
+  const auto rejects = [](const nn::optimizer& o, const char* what) {
+    require_throws_naming<std::invalid_argument>([&] { nn::optimizer_state<cpu_executor, float> s(cpu, o, 4); },
+                                                 {"gpukit::nn::optimizer_state", what});
+  };
+  nn::sgd s;
+  s.weight_decay = -0.1f;
+  rejects(s, "'weight_decay'");
+  s = nn::sgd{};
+  s.max_grad_norm = std::nanf("");
+  rejects(s, "'max_grad_norm'");
+  s = nn::sgd{};
+  s.schedule = nn::lr_schedule::step(0);
+  rejects(s, "'schedule.every'");
+  s.schedule = nn::lr_schedule::step(3, -1.0f);
+  rejects(s, "'schedule.gamma'");
+  s.schedule = nn::lr_schedule::cosine(10, 10);
+  rejects(s, "'schedule.warmup'");
+  s.schedule = nn::lr_schedule::cosine(0);
+  rejects(s, "'schedule.total'");
+  s.schedule = nn::lr_schedule::cosine(10, 0, 0.5f);  // above the base rate 0.01
+  rejects(s, "'schedule.min_lr'");
+  rejects(nn::adamw(0.5f, 2.0f), "'weight_decay'");  // lr·λ = 1: AdamW would zero the weights
+}
+
 TEST_CASE("a small model learns a toy problem on the CPU", "[nn][model][train]") {
   require_toy_problem_learned(
       cpu, [](const std::vector<float>& v, shape4 s) { return nn::host_tensor<float>::from_host(s, v); },

@@ -226,6 +226,22 @@ TEST_CASE("the plan of the article's model on an H200: four stages, fused head, 
   CHECK(plan.stages()[2].dx_act == nn::activation::relu);
 }
 
+TEST_CASE("clipping by global norm keeps Adam out of the layers' kernels", "[nn][plan][optimizer]") {
+  const zoo::model& m = zoo::find("article");
+  std::vector<std::string> names = {"conv2d", "relu", "max_pooling2d", "flatten", "dense", "relu_1", "dense_1", "sigmoid"};
+  nn::adam clipped = nn::adamw(1e-3f, 1e-2f);
+  clipped.max_grad_norm = 1.0f;
+  const nn::model_plan plan(m.input, m.layers, names, 32, m.loss, clipped, h200);
+  CHECK_FALSE(plan.optimizer_route().fuses_into_layers);
+  CHECK(plan.optimizer_route().clips);
+  CHECK_FALSE(plan.for_batch(32).stages[2].adam_fused);
+  CHECK(plan.optimizer_route().describe(clipped) ==
+        "adamw: one launch over every parameter, after a pass for the gradient's global norm (clipping)");
+  const nn::model_plan decayed(m.input, m.layers, names, 32, m.loss, nn::adamw(), h200);
+  CHECK(decayed.optimizer_route().fuses_into_layers);  // AdamW alone still fuses
+  CHECK(decayed.for_batch(32).stages[2].adam_fused);
+}
+
 TEST_CASE("the plans of every zoo model: each conv and dense stage has a GPU path, the CPU one each", "[nn][plan]") {
   for (const zoo::model& m : zoo::models()) {
     INFO(m.name);

@@ -211,11 +211,11 @@ inline void record_epoch(history& h, const running_metrics& m, double seconds, c
   h.learning_rate.push_back(learning_rate);
 }
 
-/// The learning rate the model's optimizer applies (constant over a fit today).
+/// The learning rate of the model's last optimizer step (its schedule's; GPU: reads the
+/// device's clock, after the epoch's work).
 template <class Exec>
 double learning_rate_of(const nn::sequential<Exec>& model) {
-  return std::visit([](const auto& o) { return static_cast<double>(o.learning_rate); },
-                    model.compiled_plan().optimizer_config());
+  return static_cast<double>(model.optimizer_state_ref().learning_rate());
 }
 
 // ---- the CPU path ------------------------------------------------------------------------

@@ -35,7 +35,7 @@ struct history {
   std::vector<double> loss, accuracy, val_loss, val_accuracy;
   std::vector<double> images_per_second;  ///< training images / the epoch's training time
   std::vector<double> seconds;            ///< the epoch's training time (validation excluded)
-  std::vector<double> learning_rate;      ///< the optimizer's learning rate during the epoch
+  std::vector<double> learning_rate;      ///< the learning rate of the epoch's last step (its schedule's)
   std::size_t epochs() const noexcept { return loss.size(); }
 };
 

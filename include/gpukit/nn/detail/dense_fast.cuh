@@ -333,9 +333,7 @@ __global__ void __launch_bounds__(256, 2) dense_backward_fused_kernel(const dens
   const fused_adam& adam = a.e.adam;
   const bool update = adam.m != nullptr && !vetoed(adam.guard);
   adam_coefficients k{};
-  if (update)
-    k = {adam.config.beta1, 1.0f - adam.config.beta1, adam.config.beta2, 1.0f - adam.config.beta2,
-         adam.config.epsilon, adam.clock->step_size, adam.clock->inv_sqrt_bc2};
+  if (update) k = coefficients_of(adam.config, adam.clock);
   constexpr int pass_rows = 32, row = fused_w_row;
   float* s_old = fused_smem;  // [pass_rows][row] each: old dw, m, v, w
   float* s_m = s_old + pass_rows * row;
