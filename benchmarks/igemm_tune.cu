@@ -199,20 +199,22 @@ int main(int argc, char** argv) try {
           float* db = mem.make(static_cast<std::size_t>(g.oc));
           float* dw = mem.make(static_cast<std::size_t>(g.oc * g.kdim()));
           const long long pixels = static_cast<long long>(g.n) * g.oh * g.ow;
-          const auto fprop = detail::make_fprop_map(g, x, w, b, y);
-          tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
-               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); }, pipelines(fprop),
-               detail::igemm_operands{std::decay_t<decltype(fprop)>::b_k_fast});
+          detail::with_fprop_map(g, x, w, b, y, [&](const auto& fprop) {
+            tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
+                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); },
+                 pipelines(fprop), detail::igemm_operands{std::decay_t<decltype(fprop)>::b_k_fast});
+          });
           const auto wgrad = detail::make_wgrad_map(g, y, x, dw, db, false);
           tune(s, tag + "conv wgrad", g.oc, g.kdim() + 1, pixels, t,
                [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); }, pipelines(wgrad),
                detail::igemm_operands{std::decay_t<decltype(wgrad)>::b_k_fast});
           if (st.needs_dx) {
             const detail::dgrad_phase ph = detail::make_dgrad_phase(g, 0, 0);
-            const auto dgrad = detail::make_dgrad_map(g, ph, w, y, dx, nn::activation::none, nullptr);
-            tune(s, tag + "conv dgrad (phase 0)", g.ic, ph.pixels(g.n), static_cast<long long>(g.oc) * ph.taps(), t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); }, pipelines(dgrad),
-               detail::igemm_operands{std::decay_t<decltype(dgrad)>::b_k_fast});
+            detail::with_dgrad_map(g, ph, w, y, dx, nn::activation::none, nullptr, [&](const auto& dgrad) {
+              tune(s, tag + "conv dgrad (phase 0)", g.ic, ph.pixels(g.n), static_cast<long long>(g.oc) * ph.taps(), t,
+                   [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(dgrad, c, partial, s.view()); },
+                   pipelines(dgrad), detail::igemm_operands{std::decay_t<decltype(dgrad)>::b_k_fast});
+            });
           }
         } else if (st.kind == nn::stage_kind::dense) {
           const detail::dense_geometry g = st.dense_geometry(batch);

@@ -5,4 +5,5 @@
 
 namespace gpukit::nn::detail {
 GPUKIT_NN_IGEMM_INSTANCE(, conv_dgrad_map)
+GPUKIT_NN_IGEMM_INSTANCE(, conv_dgrad_masked_map)
 }  // namespace gpukit::nn::detail

@@ -173,6 +173,9 @@ TEST_CASE("choose_dense_path: one block, split-K, the fused backward with Adam, 
   const auto fused = path(256, 30752, 128, adam);
   CHECK(fused.backward == detail::dense_backward_kind::fused);
   CHECK(fused.adam_fused);
+  // A layer too narrow to fill the GPU with the fused kernel's blocks takes the engine.
+  CHECK(path(256, 1024, 10, adam).backward == detail::dense_backward_kind::igemm);
+  CHECK(path(256, 8448, 10, adam).backward == detail::dense_backward_kind::fused);  // 66 blocks: half of 132 SMs
   const auto general = path(256, 1024, 1024, adam);
   CHECK(general.forward == detail::dense_forward_kind::igemm);
   CHECK(general.backward == detail::dense_backward_kind::igemm);

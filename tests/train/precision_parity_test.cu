@@ -67,6 +67,7 @@ struct grating_set {
 struct run_result {
   double val_accuracy = 0;
   std::vector<double> accuracies;  // per epoch
+  std::vector<double> losses;      // per epoch, training
   bool finite = true;
 };
 
@@ -80,6 +81,7 @@ run_result train_in(const char* model_name, nn::precision p, const train::image_
   run_result r;
   r.val_accuracy = h.val_accuracy.back();
   r.accuracies = h.val_accuracy;
+  r.losses = h.loss;
   for (std::size_t e = 0; e < h.epochs(); ++e) r.finite = r.finite && std::isfinite(h.loss[e]) && std::isfinite(h.val_loss[e]);
   const auto params = net->parameters();
   std::vector<float> host(params.size());
@@ -88,8 +90,10 @@ run_result train_in(const char* model_name, nn::precision p, const train::image_
   return r;
 }
 
+/// `rounded`: the model has products on the engine, so the tf32 and bf16 runs must differ
+/// from fp32's (the rounding really happens) while reaching its accuracy.
 void require_parity(const char* recipe, const char* model_name, const train::image_set& training,
-                    const train::fit_options& o) {
+                    const train::fit_options& o, bool rounded) {
   std::vector<run_result> runs;
   for (const nn::precision p : all_precisions) runs.push_back(train_in(model_name, p, training, o));
   for (std::size_t i = 0; i < runs.size(); ++i) {
@@ -103,6 +107,7 @@ void require_parity(const char* recipe, const char* model_name, const train::ima
     CAPTURE(recipe, nn::precision_name(all_precisions[i]), runs[i].val_accuracy, runs[0].val_accuracy);
     CHECK(runs[i].finite);
     CHECK(std::fabs(runs[i].val_accuracy - runs[0].val_accuracy) <= 0.005 + 1e-12);
+    if (rounded && i > 0) CHECK(runs[i].losses != runs[0].losses);
   }
 }
 
@@ -126,7 +131,9 @@ TEST_CASE("precision parity: the cat-vs-dog recipe reaches fp32's accuracy in tf
   o.augment.enabled = true;  // the article's shear 0.2, zoom 0.2, horizontal flip
   o.validation = train::image_set(validation);
   o.verbose = 0;
-  require_parity("cat-vs-dog (article model)", "article", training, o);
+  // The article's model has no product on the engine (its first layer, its split-K dense
+  // layer and its head are FP32 kernels), so its three runs are the same run today.
+  require_parity("cat-vs-dog (article model)", "article", training, o, false);
 }
 
 TEST_CASE("precision parity: the zoo's VGG reaches fp32's accuracy in tf32 and bf16", "[gpu][train][precision]") {
@@ -138,5 +145,5 @@ TEST_CASE("precision parity: the zoo's VGG reaches fp32's accuracy in tf32 and b
   o.augment.enabled = false;
   o.validation = validation.view();
   o.verbose = 0;
-  require_parity("ten gratings (zoo VGG)", "vgg", training.view(), o);
+  require_parity("ten gratings (zoo VGG)", "vgg", training.view(), o, true);
 }

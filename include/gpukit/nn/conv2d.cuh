@@ -216,8 +216,9 @@ inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g,
       default: break;
     }
     float* conv_out = pp.pool_pass ? scratch.at<float>(pp.conv_out_at) : yp;
-    run_igemm(make_fprop_map(gp, xp, w, b, conv_out), pp.forward_gemm, scratch.at<float>(pp.forward_partial_at),
-              exec.stream());
+    with_fprop_map(gp, xp, w, b, conv_out, [&](const auto& map) {
+      run_igemm(map, pp.forward_gemm, scratch.at<float>(pp.forward_partial_at), exec.stream());
+    });
     if (pp.pool_pass) pool_forward_impl(exec, pool_of_conv(gp), static_cast<const float*>(conv_out), yp, ap);
   });
 }
@@ -259,8 +260,9 @@ inline void conv_backward_impl(const cuda_executor& exec, const conv_geometry& g
     if (pp.dgrad_zero_fill)
       GPUKIT_CUDA_TRY(cudaMemsetAsync(dxp, 0, static_cast<std::size_t>(gp.input_size()) * sizeof(float), exec.stream()));
     for (const conv_dgrad_step& step : pp.dgrad)
-      run_igemm(make_dgrad_map(gp, step.phase, w, dz, dxp, extra.dx_act, act_in), step.gemm,
-                scratch.at<float>(pp.dgrad_partial_at), exec.stream());
+      with_dgrad_map(gp, step.phase, w, dz, dxp, extra.dx_act, act_in, [&](const auto& map) {
+        run_igemm(map, step.gemm, scratch.at<float>(pp.dgrad_partial_at), exec.stream());
+      });
   });
 }
 

@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(256) grad_sum_sq_kernel(long long n, const flo
   double s = 0.0;
   for (long long i = blockIdx.x * 256LL + threadIdx.x; i < n; i += 256LL * gridDim.x) {
     const double x = static_cast<double>(g[i]);
-    s = fma(x, x, s);
+    s = ::fma(x, x, s);
   }
   __shared__ double warp_sums[8];
 #pragma unroll

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <math.h>  // ::pow, ::sqrt, ::cos in host-and-device functions (gpukit::pow and gpukit::sqrt are ops)
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -137,7 +138,7 @@ GPUKIT_HOST_DEVICE inline float scheduled_learning_rate(const lr_schedule& s, fl
       double p = static_cast<double>(t - s.warmup) / span;
       if (p > 1.0) p = 1.0;
       const double low = static_cast<double>(s.min_lr);
-      return static_cast<float>(low + (base - low) * 0.5 * (1.0 + cos(3.141592653589793 * p)));
+      return static_cast<float>(low + (base - low) * 0.5 * (1.0 + ::cos(3.141592653589793 * p)));
     }
     default: return lr0;
   }
@@ -195,14 +196,14 @@ GPUKIT_HOST_DEVICE inline void advance_clock(optimizer_clock& c, const optimizer
   c.grad_scale = 1.0f;
   c.decay = o.decoupled ? static_cast<float>(1.0 - static_cast<double>(c.lr) * static_cast<double>(o.weight_decay)) : 1.0f;
   if (o.is_adam) {
-    c.step_size = static_cast<float>(static_cast<double>(c.lr) / (1.0 - pow(static_cast<double>(o.beta1), t)));
-    c.inv_sqrt_bc2 = static_cast<float>(1.0 / sqrt(1.0 - pow(static_cast<double>(o.beta2), t)));
+    c.step_size = static_cast<float>(static_cast<double>(c.lr) / (1.0 - ::pow(static_cast<double>(o.beta1), t)));
+    c.inv_sqrt_bc2 = static_cast<float>(1.0 / ::sqrt(1.0 - ::pow(static_cast<double>(o.beta2), t)));
   }
 }
 
 /// The clipping factor for a gradient of squared norm `sum_sq`.
 GPUKIT_HOST_DEVICE inline float clip_factor(double sum_sq, float max_norm) {
-  const double coef = static_cast<double>(max_norm) / (sqrt(sum_sq) + 1e-6);
+  const double coef = static_cast<double>(max_norm) / (::sqrt(sum_sq) + 1e-6);
   return coef < 1.0 ? static_cast<float>(coef) : 1.0f;
 }
 

@@ -27,9 +27,16 @@
 #include "gpukit/nn/detail/fast_divmod.hpp"
 #include "gpukit/nn/detail/igemm.cuh"
 
+#include <type_traits>
+
 namespace gpukit::nn::detail {
 
-struct conv_fprop_map {
+/// The forward product. TapMask (kernels of at most 32 taps): each output pixel a thread
+/// loads keeps one bit per tap (ky·kw + kx) saying whether that tap reads inside the image,
+/// made once per tile, so that a copy tests one bit instead of two bounds; larger kernels
+/// test the bounds (TapMask false).
+template <bool TapMask>
+struct conv_fprop_map_t {
   static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
   int m = 0, n = 0, k = 0;  // out channels, output pixels, taps
   const float* w = nullptr;
@@ -37,13 +44,17 @@ struct conv_fprop_map {
   const float* bias = nullptr;
   float* y = nullptr;
   activation act = activation::none;
-  int h = 0, wd = 0, stride = 1, pad = 0, plane = 0, chw = 0, ohw = 0;
+  int h = 0, wd = 0, kh = 0, kw = 0, stride = 1, pad = 0, plane = 0, chw = 0, ohw = 0;
   fast_divmod by_ohw, by_ow, by_kk, by_kw;
 
   struct a_row { int off; bool ok; };
   struct a_kpos { int k; bool ok; };
-  struct b_col { int base, iy0, ix0; bool ok; };
-  struct b_kpos { int off, ky, kx; bool ok; };
+  struct bounds_col { int base, iy0, ix0; bool ok; };
+  struct bounds_kpos { int off, ky, kx; bool ok; };
+  struct mask_col { int base; unsigned taps; };  // bit ky·kw + kx: that tap lies inside
+  struct mask_kpos { int off; unsigned bit; };   // 1 << (ky·kw + kx), 0 past the split's end
+  using b_col = std::conditional_t<TapMask, mask_col, bounds_col>;
+  using b_kpos = std::conditional_t<TapMask, mask_kpos, bounds_kpos>;
   struct c_row { int off; float bias; bool ok; };
   struct c_col { int off; bool ok; };
 
@@ -58,18 +69,38 @@ struct conv_fprop_map {
     by_ohw.divmod(pix, img, q);
     by_ow.divmod(q, oy, ox);
     const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
-    return {img * chw + iy0 * wd + ix0, iy0, ix0, pix < n};
+    const int base = img * chw + iy0 * wd + ix0;
+    if constexpr (TapMask) {
+      // Taps inside: rows ky in [-iy0, h - iy0), columns kx in [-ix0, wd - ix0).
+      const int ky_lo = ::max(0, -iy0), ky_hi = ::min(kh, h - iy0);
+      const int kx_lo = ::max(0, -ix0), kx_hi = ::min(kw, wd - ix0);
+      unsigned row = 0, taps = 0;
+      if (kx_lo < kx_hi) row = ((kx_hi - kx_lo == 32 ? 0u : 1u << (kx_hi - kx_lo)) - 1u) << kx_lo;
+      if (pix < n)
+        for (int ky = ky_lo; ky < ky_hi; ++ky) taps |= row << (ky * kw);
+      return {base, taps};
+    } else {
+      return {base, iy0, ix0, pix < n};
+    }
   }
   __device__ b_kpos b_k_at(int kk, bool ok) const {
     int c, r, ky, kx;
     by_kk.divmod(kk, c, r);
     by_kw.divmod(r, ky, kx);
-    return {c * plane + ky * wd + kx, ky, kx, ok};
+    if constexpr (TapMask) {
+      return {c * plane + ky * wd + kx, ok ? 1u << r : 0u};
+    } else {
+      return {c * plane + ky * wd + kx, ky, kx, ok};
+    }
   }
   __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
-    const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
-    ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
-         static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
+    if constexpr (TapMask) {
+      ok = (c.taps & p.bit) != 0u;
+    } else {
+      const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
+      ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
+           static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
+    }
     return x + (ok ? c.base + p.off : 0);
   }
   __device__ c_row c_row_at(int o) const { return {o * ohw, o < m ? bias[o] : 0.0f, o < m}; }
@@ -82,9 +113,16 @@ struct conv_fprop_map {
     if (r.ok && c.ok) y[r.off + c.off] = activate(act, v + r.bias);
   }
 };
+using conv_fprop_map = conv_fprop_map_t<false>;
+using conv_fprop_masked_map = conv_fprop_map_t<true>;
 
-/// One stride phase (ry, rx) of the input gradient.
-struct conv_dgrad_map {
+/// Taps a per-pixel mask can hold (one bit each).
+inline constexpr int max_masked_taps = 32;
+
+/// One stride phase (ry, rx) of the input gradient. TapMask (phases of at most 32 taps): as
+/// in the forward product, one bit per tap of the phase (a·tkx + b) per input pixel.
+template <bool TapMask>
+struct conv_dgrad_map_t {
   static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
   int m = 0, n = 0, k = 0;  // in channels, input pixels of the phase, out channels x the phase's taps
   const float* w = nullptr;
@@ -95,13 +133,17 @@ struct conv_dgrad_map {
   int ic = 0, kk = 0, kw = 0, stride = 1, ry = 0, rx = 0;
   int oh = 0, ow = 0, ohw = 0, ochw = 0;  // conv output: rows, columns, plane, one image
   int w_in = 0, hw = 0;                    // input row length and plane
-  int iy_first = 0, ix_first = 0, cy = 0, cx = 0;
+  int iy_first = 0, ix_first = 0, cy = 0, cx = 0, tky = 0, tkx = 0;
   fast_divmod by_lattice, by_nx, by_taps, by_tkx;
 
   struct a_row { int off; bool ok; };
   struct a_kpos { int off; bool ok; };
-  struct b_col { int base, oy0, ox0; bool ok; };
-  struct b_kpos { int off, a, b; bool ok; };
+  struct bounds_col { int base, oy0, ox0; bool ok; };
+  struct bounds_kpos { int off, a, b; bool ok; };
+  struct mask_col { int base; unsigned taps; };  // bit a·tkx + b: that tap's dz lies inside
+  struct mask_kpos { int off; unsigned bit; };
+  using b_col = std::conditional_t<TapMask, mask_col, bounds_col>;
+  using b_kpos = std::conditional_t<TapMask, mask_kpos, bounds_kpos>;
   struct c_row { int off; bool ok; };
   struct c_col { int off; bool ok; };
 
@@ -121,18 +163,38 @@ struct conv_dgrad_map {
     by_lattice.divmod(pix, img, j);
     by_nx.divmod(j, jy, jx);
     const int oy0 = cy + jy, ox0 = cx + jx;
-    return {img * ochw + oy0 * ow + ox0, oy0, ox0, pix < n};
+    const int base = img * ochw + oy0 * ow + ox0;
+    if constexpr (TapMask) {
+      // Taps inside: oy0 - a in [0, oh) and ox0 - b in [0, ow).
+      const int a_lo = ::max(0, oy0 - oh + 1), a_hi = ::min(tky, oy0 + 1);
+      const int b_lo = ::max(0, ox0 - ow + 1), b_hi = ::min(tkx, ox0 + 1);
+      unsigned row = 0, taps = 0;
+      if (b_lo < b_hi) row = ((b_hi - b_lo == 32 ? 0u : 1u << (b_hi - b_lo)) - 1u) << b_lo;
+      if (pix < n)
+        for (int a = a_lo; a < a_hi; ++a) taps |= row << (a * tkx);
+      return {base, taps};
+    } else {
+      return {base, oy0, ox0, pix < n};
+    }
   }
   __device__ b_kpos b_k_at(int kidx, bool ok) const {
     int o, t, a, b;
     by_taps.divmod(kidx, o, t);
     by_tkx.divmod(t, a, b);
-    return {o * ohw - a * ow - b, a, b, ok};
+    if constexpr (TapMask) {
+      return {o * ohw - a * ow - b, ok ? 1u << t : 0u};
+    } else {
+      return {o * ohw - a * ow - b, a, b, ok};
+    }
   }
   __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
-    const int oy = c.oy0 - p.a, ox = c.ox0 - p.b;
-    ok = p.ok && c.ok && static_cast<unsigned>(oy) < static_cast<unsigned>(oh) &&
-         static_cast<unsigned>(ox) < static_cast<unsigned>(ow);
+    if constexpr (TapMask) {
+      ok = (c.taps & p.bit) != 0u;
+    } else {
+      const int oy = c.oy0 - p.a, ox = c.ox0 - p.b;
+      ok = p.ok && c.ok && static_cast<unsigned>(oy) < static_cast<unsigned>(oh) &&
+           static_cast<unsigned>(ox) < static_cast<unsigned>(ow);
+    }
     return dz + (ok ? c.base + p.off : 0);
   }
   __device__ c_row c_row_at(int c) const { return {c * hw, c < m}; }
@@ -149,6 +211,8 @@ struct conv_dgrad_map {
     dx[at] = v;
   }
 };
+using conv_dgrad_map = conv_dgrad_map_t<false>;
+using conv_dgrad_masked_map = conv_dgrad_map_t<true>;
 
 struct conv_wgrad_map {
   static constexpr bool a_k_fast = true, b_k_fast = true, has_constant_column = true;
@@ -213,26 +277,29 @@ struct conv_wgrad_map {
 
 // ---- the maps of one geometry ---------------------------------------------------------------
 
-inline conv_fprop_map make_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b, float* y) {
-  conv_fprop_map p;
+template <bool TapMask = false>
+conv_fprop_map_t<TapMask> make_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b,
+                                         float* y) {
+  conv_fprop_map_t<TapMask> p;
   p.m = g.oc, p.n = g.n * g.oh * g.ow, p.k = g.ic * g.kh * g.kw;
   p.w = w, p.x = x, p.bias = b, p.y = y, p.act = g.act;
-  p.h = g.h, p.wd = g.w, p.stride = g.stride, p.pad = g.pad;
+  p.h = g.h, p.wd = g.w, p.kh = g.kh, p.kw = g.kw, p.stride = g.stride, p.pad = g.pad;
   p.plane = g.h * g.w, p.chw = g.ic * g.h * g.w, p.ohw = g.oh * g.ow;
   p.by_ohw = fast_divmod(p.ohw), p.by_ow = fast_divmod(g.ow), p.by_kk = fast_divmod(g.kh * g.kw),
   p.by_kw = fast_divmod(g.kw);
   return p;
 }
 
-inline conv_dgrad_map make_dgrad_map(const conv_geometry& g, const dgrad_phase& ph, const float* w, const float* dz,
-                                     float* dx, activation dx_act, const float* dx_act_y) {
-  conv_dgrad_map p;
+template <bool TapMask = false>
+conv_dgrad_map_t<TapMask> make_dgrad_map(const conv_geometry& g, const dgrad_phase& ph, const float* w,
+                                         const float* dz, float* dx, activation dx_act, const float* dx_act_y) {
+  conv_dgrad_map_t<TapMask> p;
   p.m = g.ic, p.n = g.n * ph.ny * ph.nx, p.k = g.oc * ph.tky * ph.tkx;
   p.w = w, p.dz = dz, p.dx = dx, p.dx_act = dx_act, p.dx_act_y = dx_act_y;
   p.ic = g.ic, p.kk = g.kh * g.kw, p.kw = g.kw, p.stride = g.stride, p.ry = ph.ry, p.rx = ph.rx;
   p.oh = g.oh, p.ow = g.ow, p.ohw = g.oh * g.ow, p.ochw = g.oc * g.oh * g.ow;
   p.w_in = g.w, p.hw = g.h * g.w;
-  p.iy_first = ph.iy_first, p.ix_first = ph.ix_first;
+  p.iy_first = ph.iy_first, p.ix_first = ph.ix_first, p.tky = ph.tky, p.tkx = ph.tkx;
   p.cy = (ph.iy_first + g.pad - ph.ry) / g.stride, p.cx = (ph.ix_first + g.pad - ph.rx) / g.stride;
   p.by_lattice = fast_divmod(std::max(1, ph.ny * ph.nx)), p.by_nx = fast_divmod(std::max(1, ph.nx));
   p.by_taps = fast_divmod(std::max(1, ph.tky * ph.tkx)), p.by_tkx = fast_divmod(std::max(1, ph.tkx));
@@ -252,10 +319,26 @@ inline conv_wgrad_map make_wgrad_map(const conv_geometry& g, const float* dz, co
   return p;
 }
 
+/// f(map) with the forward map of g: the tap-mask one for kernels of at most 32 taps.
+template <class F>
+void with_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b, float* y, F&& f) {
+  if (g.kh * g.kw <= max_masked_taps) return f(make_fprop_map<true>(g, x, w, b, y));
+  f(make_fprop_map<false>(g, x, w, b, y));
+}
+/// f(map) with the input-gradient map of phase ph: the tap-mask one for at most 32 taps.
+template <class F>
+void with_dgrad_map(const conv_geometry& g, const dgrad_phase& ph, const float* w, const float* dz, float* dx,
+                    activation dx_act, const float* dx_act_y, F&& f) {
+  if (ph.taps() <= max_masked_taps) return f(make_dgrad_map<true>(g, ph, w, dz, dx, dx_act, dx_act_y));
+  f(make_dgrad_map<false>(g, ph, w, dz, dx, dx_act, dx_act_y));
+}
+
 // Compiled once, in the kernel library (src/kernels/), where the program links one.
 #if defined(GPUKIT_PRECOMPILED_KERNELS)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_fprop_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, conv_fprop_masked_map)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_dgrad_map)
+GPUKIT_NN_IGEMM_INSTANCE(extern, conv_dgrad_masked_map)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_wgrad_map)
 #endif
 
