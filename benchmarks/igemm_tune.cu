@@ -199,11 +199,10 @@ int main(int argc, char** argv) try {
           float* db = mem.make(static_cast<std::size_t>(g.oc));
           float* dw = mem.make(static_cast<std::size_t>(g.oc * g.kdim()));
           const long long pixels = static_cast<long long>(g.n) * g.oh * g.ow;
-          detail::with_fprop_map(g, x, w, b, y, [&](const auto& fprop) {
-            tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
-                 [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); },
-                 pipelines(fprop), detail::igemm_operands{std::decay_t<decltype(fprop)>::b_k_fast});
-          });
+          const auto fprop = detail::make_fprop_map(g, x, w, b, y);
+          tune(s, tag + "conv fprop", g.oc, pixels, g.kdim(), t,
+               [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(fprop, c, partial, s.view()); }, pipelines(fprop),
+               detail::igemm_operands{std::decay_t<decltype(fprop)>::b_k_fast});
           const auto wgrad = detail::make_wgrad_map(g, y, x, dw, db, false);
           tune(s, tag + "conv wgrad", g.oc, g.kdim() + 1, pixels, t,
                [&](const detail::igemm_config& c, float* partial) { detail::run_igemm(wgrad, c, partial, s.view()); }, pipelines(wgrad),

@@ -5,5 +5,4 @@
 
 namespace gpukit::nn::detail {
 GPUKIT_NN_IGEMM_INSTANCE(, conv_fprop_map)
-GPUKIT_NN_IGEMM_INSTANCE(, conv_fprop_masked_map)
 }  // namespace gpukit::nn::detail

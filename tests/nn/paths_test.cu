@@ -254,7 +254,9 @@ TEST_CASE("dense: one block, split-K, the fused backward and the implicit GEMM a
   const forced cases[] = {
       {{4, 30, 7, activation::relu}, {}, {}, fk::small, bk::small},
       {{32, 4096, 200, activation::tanh}, {}, {}, fk::splitk, bk::igemm},
-      {{64, 1024, 100, activation::relu}, fk::splitk, {}, fk::splitk, bk::fused},
+      {{64, 1024, 100, activation::relu}, fk::splitk, bk::fused, fk::splitk, bk::fused},  // asked: 8 blocks
+      {{64, 1024, 100, activation::tanh}, fk::splitk, {}, fk::splitk, bk::igemm},  // too few blocks to fuse by default
+      {{16, 16384, 20, activation::relu}, {}, {}, fk::splitk, bk::fused},          // 128 blocks: fused by default
       {{48, 333, 77, activation::sigmoid}, fk::splitk, bk::fused, fk::igemm, bk::igemm},  // in not a multiple of 4: no fast path
       {{300, 513, 130, activation::none}, {}, {}, fk::igemm, bk::igemm},
       {{7, 2048, 129, activation::relu}, fk::igemm, bk::igemm, fk::igemm, bk::igemm},

@@ -216,9 +216,8 @@ inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g,
       default: break;
     }
     float* conv_out = pp.pool_pass ? scratch.at<float>(pp.conv_out_at) : yp;
-    with_fprop_map(gp, xp, w, b, conv_out, [&](const auto& map) {
-      run_igemm(map, pp.forward_gemm, scratch.at<float>(pp.forward_partial_at), exec.stream());
-    });
+    run_igemm(make_fprop_map(gp, xp, w, b, conv_out), pp.forward_gemm, scratch.at<float>(pp.forward_partial_at),
+              exec.stream());
     if (pp.pool_pass) pool_forward_impl(exec, pool_of_conv(gp), static_cast<const float*>(conv_out), yp, ap);
   });
 }

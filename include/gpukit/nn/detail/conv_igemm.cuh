@@ -31,12 +31,7 @@
 
 namespace gpukit::nn::detail {
 
-/// The forward product. TapMask (kernels of at most 32 taps): each output pixel a thread
-/// loads keeps one bit per tap (ky·kw + kx) saying whether that tap reads inside the image,
-/// made once per tile, so that a copy tests one bit instead of two bounds; larger kernels
-/// test the bounds (TapMask false).
-template <bool TapMask>
-struct conv_fprop_map_t {
+struct conv_fprop_map {
   static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
   int m = 0, n = 0, k = 0;  // out channels, output pixels, taps
   const float* w = nullptr;
@@ -44,17 +39,13 @@ struct conv_fprop_map_t {
   const float* bias = nullptr;
   float* y = nullptr;
   activation act = activation::none;
-  int h = 0, wd = 0, kh = 0, kw = 0, stride = 1, pad = 0, plane = 0, chw = 0, ohw = 0;
+  int h = 0, wd = 0, stride = 1, pad = 0, plane = 0, chw = 0, ohw = 0;
   fast_divmod by_ohw, by_ow, by_kk, by_kw;
 
   struct a_row { int off; bool ok; };
   struct a_kpos { int k; bool ok; };
-  struct bounds_col { int base, iy0, ix0; bool ok; };
-  struct bounds_kpos { int off, ky, kx; bool ok; };
-  struct mask_col { int base; unsigned taps; };  // bit ky·kw + kx: that tap lies inside
-  struct mask_kpos { int off; unsigned bit; };   // 1 << (ky·kw + kx), 0 past the split's end
-  using b_col = std::conditional_t<TapMask, mask_col, bounds_col>;
-  using b_kpos = std::conditional_t<TapMask, mask_kpos, bounds_kpos>;
+  struct b_col { int base, iy0, ix0; bool ok; };
+  struct b_kpos { int off, ky, kx; bool ok; };
   struct c_row { int off; float bias; bool ok; };
   struct c_col { int off; bool ok; };
 
@@ -69,38 +60,18 @@ struct conv_fprop_map_t {
     by_ohw.divmod(pix, img, q);
     by_ow.divmod(q, oy, ox);
     const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
-    const int base = img * chw + iy0 * wd + ix0;
-    if constexpr (TapMask) {
-      // Taps inside: rows ky in [-iy0, h - iy0), columns kx in [-ix0, wd - ix0).
-      const int ky_lo = ::max(0, -iy0), ky_hi = ::min(kh, h - iy0);
-      const int kx_lo = ::max(0, -ix0), kx_hi = ::min(kw, wd - ix0);
-      unsigned row = 0, taps = 0;
-      if (kx_lo < kx_hi) row = ((kx_hi - kx_lo == 32 ? 0u : 1u << (kx_hi - kx_lo)) - 1u) << kx_lo;
-      if (pix < n)
-        for (int ky = ky_lo; ky < ky_hi; ++ky) taps |= row << (ky * kw);
-      return {base, taps};
-    } else {
-      return {base, iy0, ix0, pix < n};
-    }
+    return {img * chw + iy0 * wd + ix0, iy0, ix0, pix < n};
   }
   __device__ b_kpos b_k_at(int kk, bool ok) const {
     int c, r, ky, kx;
     by_kk.divmod(kk, c, r);
     by_kw.divmod(r, ky, kx);
-    if constexpr (TapMask) {
-      return {c * plane + ky * wd + kx, ok ? 1u << r : 0u};
-    } else {
-      return {c * plane + ky * wd + kx, ky, kx, ok};
-    }
+    return {c * plane + ky * wd + kx, ky, kx, ok};
   }
   __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
-    if constexpr (TapMask) {
-      ok = (c.taps & p.bit) != 0u;
-    } else {
-      const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
-      ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
-           static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
-    }
+    const int iy = c.iy0 + p.ky, ix = c.ix0 + p.kx;
+    ok = p.ok && c.ok && static_cast<unsigned>(iy) < static_cast<unsigned>(h) &&
+         static_cast<unsigned>(ix) < static_cast<unsigned>(wd);
     return x + (ok ? c.base + p.off : 0);
   }
   __device__ c_row c_row_at(int o) const { return {o * ohw, o < m ? bias[o] : 0.0f, o < m}; }
@@ -113,14 +84,16 @@ struct conv_fprop_map_t {
     if (r.ok && c.ok) y[r.off + c.off] = activate(act, v + r.bias);
   }
 };
-using conv_fprop_map = conv_fprop_map_t<false>;
-using conv_fprop_masked_map = conv_fprop_map_t<true>;
 
 /// Taps a per-pixel mask can hold (one bit each).
 inline constexpr int max_masked_taps = 32;
 
-/// One stride phase (ry, rx) of the input gradient. TapMask (phases of at most 32 taps): as
-/// in the forward product, one bit per tap of the phase (a·tkx + b) per input pixel.
+/// One stride phase (ry, rx) of the input gradient. TapMask (phases of at most 32 taps): each
+/// input pixel a thread loads keeps one bit per tap of the phase (a·tkx + b) saying whether
+/// that tap's dz lies inside the output, made once per tile, so that a copy tests one bit
+/// instead of two bounds; larger phases test the bounds (TapMask false). (The same masks in
+/// the forward product measured slower at batch 256 on an H100, for reasons not found yet:
+/// the forward product tests bounds.)
 template <bool TapMask>
 struct conv_dgrad_map_t {
   static constexpr bool a_k_fast = true, b_k_fast = false, has_constant_column = false;
@@ -277,13 +250,11 @@ struct conv_wgrad_map {
 
 // ---- the maps of one geometry ---------------------------------------------------------------
 
-template <bool TapMask = false>
-conv_fprop_map_t<TapMask> make_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b,
-                                         float* y) {
-  conv_fprop_map_t<TapMask> p;
+inline conv_fprop_map make_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b, float* y) {
+  conv_fprop_map p;
   p.m = g.oc, p.n = g.n * g.oh * g.ow, p.k = g.ic * g.kh * g.kw;
   p.w = w, p.x = x, p.bias = b, p.y = y, p.act = g.act;
-  p.h = g.h, p.wd = g.w, p.kh = g.kh, p.kw = g.kw, p.stride = g.stride, p.pad = g.pad;
+  p.h = g.h, p.wd = g.w, p.stride = g.stride, p.pad = g.pad;
   p.plane = g.h * g.w, p.chw = g.ic * g.h * g.w, p.ohw = g.oh * g.ow;
   p.by_ohw = fast_divmod(p.ohw), p.by_ow = fast_divmod(g.ow), p.by_kk = fast_divmod(g.kh * g.kw),
   p.by_kw = fast_divmod(g.kw);
@@ -319,12 +290,6 @@ inline conv_wgrad_map make_wgrad_map(const conv_geometry& g, const float* dz, co
   return p;
 }
 
-/// f(map) with the forward map of g: the tap-mask one for kernels of at most 32 taps.
-template <class F>
-void with_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b, float* y, F&& f) {
-  if (g.kh * g.kw <= max_masked_taps) return f(make_fprop_map<true>(g, x, w, b, y));
-  f(make_fprop_map<false>(g, x, w, b, y));
-}
 /// f(map) with the input-gradient map of phase ph: the tap-mask one for at most 32 taps.
 template <class F>
 void with_dgrad_map(const conv_geometry& g, const dgrad_phase& ph, const float* w, const float* dz, float* dx,
@@ -336,7 +301,6 @@ void with_dgrad_map(const conv_geometry& g, const dgrad_phase& ph, const float* 
 // Compiled once, in the kernel library (src/kernels/), where the program links one.
 #if defined(GPUKIT_PRECOMPILED_KERNELS)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_fprop_map)
-GPUKIT_NN_IGEMM_INSTANCE(extern, conv_fprop_masked_map)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_dgrad_map)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_dgrad_masked_map)
 GPUKIT_NN_IGEMM_INSTANCE(extern, conv_wgrad_map)
