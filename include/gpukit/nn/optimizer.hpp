@@ -127,10 +127,8 @@ GPUKIT_HOST_DEVICE inline float scheduled_learning_rate(const lr_schedule& s, fl
   const double base = static_cast<double>(lr0);
   switch (s.kind) {
     case lr_schedule::shape::step: {
-      const long long decays = (t - 1) / s.every;
-      double f = 1.0;
-      for (long long i = 0; i < decays && f != 0.0; ++i) f *= static_cast<double>(s.gamma);
-      return static_cast<float>(base * f);
+      const long long decays = (t - 1) / s.every;  // one pow, not a loop as long as t / every
+      return static_cast<float>(base * ::pow(static_cast<double>(s.gamma), static_cast<double>(decays)));
     }
     case lr_schedule::shape::cosine: {
       if (t <= s.warmup) return static_cast<float>(base * static_cast<double>(t) / static_cast<double>(s.warmup));
