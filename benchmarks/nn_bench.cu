@@ -10,6 +10,9 @@
 //                                  ("graph")
 //   nn_train_step                  zero_grad, forward, loss, backward and Adam, with the
 //                                  device-side input check: eager ("gpu"), graph ("graph")
+// Average pooling on its own (no fusion: memory-bound, so bytes are its floor):
+//   nn_avgpool_fwd / nn_avgpool_bwd   2x2 stride 2 over (128, 32, 32) per image
+//   nn_gap_fwd / nn_gap_bwd           global average pooling of (256, 8, 8) per image
 // Items are images, so the table's items/s is images/s. Bytes count what each call must
 // move at least: its inputs, parameters and outputs once; for the training step the input,
 // and per parameter one read forward, one gradient write, and Adam's 4 reads and 3 writes.
@@ -155,6 +158,34 @@ void register_layers() {
   });
 }
 
+template <class Exec>
+std::shared_ptr<layer_data<Exec>> pool_data(const Exec& exec, std::size_t batch, nn::shape4 in, const nn::avgpool2d& pool) {
+  auto d = std::make_shared<layer_data<Exec>>();
+  const nn::shape4 x = in.with_batch(batch), y = pool.output_shape(x);
+  d->x = filled(exec, x, 21);
+  d->y = filled(exec, y, 22);
+  d->dy = filled(exec, y, 23);
+  d->dx = filled(exec, x, 24);
+  return d;
+}
+
+/// Average pooling: forward reads x and writes y once, backward reads dy and writes dx once.
+void register_pooling() {
+  const nn::shape4 block{1, 128, 32, 32}, last{1, 256, 8, 8};
+  const nn::avgpool2d two(2), global = nn::global_avgpool2d{}.as_avgpool(last);
+  const double block_bytes = f32 * (block.size() + block.size() / 4), last_bytes = f32 * (last.size() + 256);
+  const auto block_make = [=](const auto& exec, std::size_t batch) { return pool_data(exec, batch, block, two); };
+  const auto last_make = [=](const auto& exec, std::size_t batch) { return pool_data(exec, batch, last, global); };
+  add_layer_family("nn_avgpool_fwd", block_bytes, 0, block_make,
+                   [=](const auto& exec, auto& d) { nn::avgpool2d_forward(exec, two, d.x, d.y); });
+  add_layer_family("nn_avgpool_bwd", block_bytes, 0, block_make,
+                   [=](const auto& exec, auto& d) { nn::avgpool2d_backward(exec, two, d.dy, d.dx); });
+  add_layer_family("nn_gap_fwd", last_bytes, 0, last_make,
+                   [](const auto& exec, auto& d) { nn::global_avgpool2d_forward(exec, d.x, d.y); });
+  add_layer_family("nn_gap_bwd", last_bytes, 0, last_make,
+                   [](const auto& exec, auto& d) { nn::global_avgpool2d_backward(exec, d.dy, d.dx); });
+}
+
 void register_adam() {
   const std::size_t params = 3937409;
   const double bytes = 7.0 * f32 * params;
@@ -245,6 +276,7 @@ void register_nn_cases() {
   set_flops_per_item("nn_forward", forward_flops);
   set_flops_per_item("nn_train_step", step_flops);
   register_layers();
+  register_pooling();
   register_adam();
   register_model();
 }

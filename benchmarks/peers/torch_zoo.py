@@ -5,7 +5,8 @@
                                           [--models vgg,mlp] [--cpu-threads N] [--no-cpu] [--no-gpu]
 
 Builds each model of models.json as a torch.nn.Sequential (the layer schema of gpukit's
-model files: Conv2D, MaxPooling2D, Dense, Flatten, ReLU, Sigmoid, Tanh), and times, at each
+model files: Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten,
+Dropout, ReLU, Sigmoid, Tanh), and times, at each
 of the zoo's batch sizes on the GPU,
   train/eager_fp32   forward, loss, backward and Adam, eager, strict FP32 (no TF32 anywhere)
   train/graph_fp32   the whole step as one CUDA graph (Adam with capturable=True), strict FP32
@@ -41,6 +42,12 @@ def build(layers):
                                        stride=l["stride"], padding=l["padding"]))
         elif kind == "MaxPooling2D":
             out.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
+        elif kind == "AveragePooling2D":
+            out.append(torch.nn.AvgPool2d(tuple(l["window"]), tuple(l["stride"])))
+        elif kind == "GlobalAveragePooling2D":  # one module: the state-dict indices stay gpukit's
+            out.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+        elif kind == "Dropout":
+            out.append(torch.nn.Dropout(l["p"]))
         elif kind == "Dense":
             out.append(torch.nn.Linear(l["in_features"], l["out_features"]))
         elif kind == "Flatten":

@@ -27,6 +27,12 @@ def build(arch):
                                           stride=l["stride"], padding=l["padding"]))
         elif kind == "MaxPooling2D":
             layers.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
+        elif kind == "AveragePooling2D":
+            layers.append(torch.nn.AvgPool2d(tuple(l["window"]), tuple(l["stride"])))
+        elif kind == "GlobalAveragePooling2D":  # one module: the state-dict indices stay gpukit's
+            layers.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+        elif kind == "Dropout":
+            layers.append(torch.nn.Dropout(l["p"]))
         elif kind == "Dense":
             layers.append(torch.nn.Linear(l["in_features"], l["out_features"]))
         elif kind == "Flatten":

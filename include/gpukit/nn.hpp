@@ -3,9 +3,11 @@
 #pragma once
 
 #include "gpukit/nn/activation.hpp"
+#include "gpukit/nn/avgpool2d.hpp"
 #include "gpukit/nn/batch_check.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/dropout.hpp"
 #include "gpukit/nn/graph.hpp"
 #include "gpukit/nn/init.hpp"
 #include "gpukit/nn/layers.hpp"

@@ -103,6 +103,20 @@ void check_layer_refusals(Side& side) {
       [&] { nn::maxpool2d_forward(exec, nn::maxpool2d(3), x, pool_out, pool_arg); },
       {"'y' has shape (2, 3, 4, 4), expected (2, 3, 2, 2)"});
   require_all(side, pool_out, -5.0f);
+  bad_input<invalid>("gpukit::nn::avgpool2d_forward", "'window'", "larger than the input",
+      [&] { nn::avgpool2d_forward(exec, nn::avgpool2d(9), x, pool_out); },
+      {"gpukit::nn::avgpool2d_forward", "'window' = 9x9", "larger than the input 8x8"});
+  bad_input<invalid>("gpukit::nn::avgpool2d_forward", "'y'", "wrong shape",
+      [&] { nn::avgpool2d_forward(exec, nn::avgpool2d(3), x, pool_out); },
+      {"gpukit::nn::avgpool2d_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 2, 2)"});
+  bad_input<invalid>("gpukit::nn::global_avgpool2d_forward", "'y'", "not (n, c, 1, 1)",
+      [&] { nn::global_avgpool2d_forward(exec, x, pool_out); },
+      {"gpukit::nn::global_avgpool2d_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 1, 1)"});
+  require_all(side, pool_out, -5.0f);
+  bad_input<invalid>("gpukit::nn::dropout_forward", "'y'", "wrong shape",
+      [&] { nn::dropout_forward(exec, nn::dropout(0.5f), nn::dropout_key{}, x, pool_out); },
+      {"gpukit::nn::dropout_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 8, 8)"});
+  require_all(side, pool_out, -5.0f);
 
   auto flat_w = side.make(std::vector<float>(10 * 192, 0.1f), {1, 1, 1, 1920});
   auto flat_b = side.make(std::vector<float>(10, 0.0f), {10, 1, 1, 1});
@@ -186,6 +200,21 @@ void check_backward_and_configuration_refusals(Side& side) {
       [&] { nn::maxpool2d_backward(exec, nn::maxpool2d(2), pool_dy_wrong, pool_arg, pool_dx); },
       {"'dy' has shape (2, 3, 4, 3), expected (2, 3, 4, 4)"});
   require_all(side, pool_dx, -5.0f);
+  bad_input<invalid>("gpukit::nn::avgpool2d_backward", "'dy'", "wrong shape",
+      [&] { nn::avgpool2d_backward(exec, nn::avgpool2d(2), pool_dy_wrong, pool_dx); },
+      {"gpukit::nn::avgpool2d_backward", "'dy' has shape (2, 3, 4, 3), expected (2, 3, 4, 4)"});
+  bad_input<invalid>("gpukit::nn::global_avgpool2d_backward", "'dy'", "wrong shape",
+      [&] { nn::global_avgpool2d_backward(exec, pool_dy_wrong, pool_dx); },
+      {"gpukit::nn::global_avgpool2d_backward", "'dy' has shape (2, 3, 4, 3), expected (2, 3, 1, 1)"});
+  require_all(side, pool_dx, -5.0f);
+  {  // dx over dy: the gather would read gradients it has already overwritten
+    const auto whole = pool_dx.view();
+    const nn::tensor_view<const float, nn::space_of_v<Exec>> dy_in_dx{whole.data + 8, {2, 3, 4, 4}};
+    bad_input<invalid>("gpukit::nn::avgpool2d_backward", "'dx'", "overlaps 'dy'",
+        [&] { nn::avgpool2d_backward(exec, nn::avgpool2d(2), dy_in_dx, whole); },
+        {"gpukit::nn::avgpool2d_backward", "'dx' and 'dy' overlap"});
+    require_all(side, pool_dx, -5.0f);
+  }
 
   auto x = side.make(std::vector<float>(2 * 192, 0.5f), {2, 192, 1, 1});
   auto w = side.make(std::vector<float>(1920, 0.1f), {1, 1, 1, 1920});
@@ -371,6 +400,11 @@ TEST_CASE("layer construction refuses empty sizes", "[nn][bad_input]") {
   bad_input<invalid>("gpukit::nn::conv2d", "'stride'", "0", [] { nn::conv2d c(3, 4, 3, 0); }, {"= 0"});
   bad_input<invalid>("gpukit::nn::maxpool2d", "'window'", "0x0", [] { nn::maxpool2d p(0); }, {"0x0"});
   bad_input<invalid>("gpukit::nn::maxpool2d", "'stride'", "0x0", [] { nn::maxpool2d p(2, 0); }, {"0x0"});
+  bad_input<invalid>("gpukit::nn::avgpool2d", "'window'", "0x0", [] { nn::avgpool2d p(0); }, {"0x0"});
+  bad_input<invalid>("gpukit::nn::dropout", "'p'", "1", [] { nn::dropout d(1.0f); }, {"'p' = 1.0", "[0, 1)"});
+  bad_input<invalid>("gpukit::nn::dropout", "'p'", "negative", [] { nn::dropout d(-0.1f); }, {"'p' = -0.1"});
+  bad_input<invalid>("gpukit::nn::dropout", "'p'", "NaN", [] { nn::dropout d(std::nanf("")); }, {"'p' = nan"});
+  bad_input<invalid>("gpukit::nn::avgpool2d", "'stride'", "0x0", [] { nn::avgpool2d p(2, 0); }, {"0x0"});
   bad_input<invalid>("gpukit::nn::dense", "'in_features'", "0", [] { nn::dense d(0, 4); }, {"= 0"});
   bad_input<invalid>("gpukit::nn::dense", "'out_features'", "0", [] { nn::dense d(4, 0); }, {"= 0"});
 }

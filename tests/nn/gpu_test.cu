@@ -12,6 +12,8 @@
 #include "nn/reference.hpp"
 #include "nn/toy_problem.hpp"
 
+#include <curand_kernel.h>
+
 #include <cmath>
 #include <limits>
 
@@ -154,6 +156,145 @@ TEST_CASE("maxpool2d on the GPU equals the CPU", "[gpu][nn][maxpool2d]") {
     CHECK(g.download(ga.span()) == a);
     require_relative(g.download(gdx.span()), to_double(dx), c.pool.disjoint() ? 0.0 : 1e-6, "dx");
   }
+}
+
+TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][avgpool2d]") {
+  gpu g;
+  std::vector<avgpool_case> cases = avgpool_cases();
+  cases.push_back({{32, 32, 62, 62}, nn::avgpool2d(2)});
+  cases.push_back({{3, 5, 40, 33}, nn::avgpool2d(3, 1)});
+  cases.push_back({{256, 64, 8, 8}, nn::avgpool2d(8)});                                              // global, 64 elements
+  cases.push_back({{2, 3, 70, 45}, nn::avgpool2d(nn::kernel_size{70, 45}, nn::kernel_size{70, 45})});  // global, 3150
+  for (const avgpool_case& c : cases) {
+    CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
+    const std::vector<float> x = random_vector<float>(c.in.size(), -1, 1, 213), dy = random_vector<float>(c.out().size(), -1, 1, 214);
+    std::vector<float> y(c.out().size()), dx(x.size());
+    nn::avgpool2d_forward(cpu, c.pool, view(x, c.in), view(y, c.out()));
+    nn::avgpool2d_backward(cpu, c.pool, view(dy, c.out()), view(dx, c.in));
+    auto gx = g.upload(x, c.in), gy = g.zeros<float>(c.out()), gdy = g.upload(dy, c.out());
+    auto gdx = g.upload(std::vector<float>(x.size(), 4.0f), c.in);
+    nn::avgpool2d_forward(g.exec, c.pool, gx, gy);
+    nn::avgpool2d_backward(g.exec, c.pool, gdy, gdx);
+    const long long area = static_cast<long long>(c.pool.window.h * c.pool.window.w);
+    const bool warp = area >= nn::avgpool_path::warp_window;
+    // The thread path adds as the CPU does: equal. The warp path adds in another order
+    // (each lane area/32 terms, then five shuffle levels) and is held to the float sum's
+    // error bound against the double reference: terms of magnitude <= 1, so the mean is off
+    // by at most (area/32 + 5 + 1 for the division) * 2^-24 — absolute, as a mean can be ~0.
+    if (warp) {
+      const std::vector<double> ref = reference_avgpool(c, x), got = g.download(gy.span());
+      const double bound = (static_cast<double>(area) / 32 + 6) * 0x1p-24;
+      for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(got[i] - ref[i]) <= bound);
+    } else {
+      CHECK(g.download(gy.span()) == to_double(y));
+    }
+    CHECK(g.download(gdx.span()) == to_double(dx));  // one thread per input, the CPU's function
+  }
+  // The global layer's entry points take the same paths.
+  const shape4 in{5, 7, 6, 6}, out{5, 7, 1, 1};
+  const std::vector<float> x = random_vector<float>(in.size(), -1, 1, 215), dy = random_vector<float>(out.size(), -1, 1, 216);
+  std::vector<float> y(out.size()), dx(x.size());
+  nn::global_avgpool2d_forward(cpu, view(x, in), view(y, out));
+  nn::global_avgpool2d_backward(cpu, view(dy, out), view(dx, in));
+  auto gx = g.upload(x, in), gy = g.zeros<float>(out), gdy = g.upload(dy, out), gdx = g.zeros<float>(in);
+  nn::global_avgpool2d_forward(g.exec, gx, gy);
+  nn::global_avgpool2d_backward(g.exec, gdy, gdx);
+  const std::vector<double> got = g.download(gy.span());
+  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(std::fabs(got[i] - y[i]) <= (36.0 / 32 + 6) * 0x1p-24 * 2);
+  CHECK(g.download(gdx.span()) == to_double(dx));
+}
+
+namespace {
+/// cuRAND's Philox4_32_10: curand_init(seed, subsequence, offset) then curand4(), per case.
+__global__ void curand_philox_blocks(const unsigned long long* seeds, const unsigned long long* steps,
+                                     const unsigned long long* groups, uint4* out, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= n) return;
+  curandStatePhilox4_32_10_t state;
+  curand_init(seeds[i], steps[i], 4 * groups[i], &state);
+  out[i] = curand4(&state);
+}
+}  // namespace
+
+TEST_CASE("dropout's Philox4x32-10 is cuRAND's, and the GPU draws the CPU's masks", "[gpu][nn][dropout]") {
+  gpu g;
+  // The generator: our counter (group, step) under key (seed) against cuRAND's
+  // subsequence = step, offset = 4 * group.
+  std::vector<unsigned long long> seeds, steps, groups;
+  for (unsigned long long k = 0; k < 64; ++k) {
+    seeds.push_back(0x9E3779B97F4A7C15ull * (k + 1));
+    steps.push_back(k < 8 ? k : k * 0x100000001ull);
+    groups.push_back(k * 977 + (k > 32 ? (1ull << 33) : 0));
+  }
+  const int n = static_cast<int>(seeds.size());
+  gpukit::device_buffer<unsigned long long> ds(seeds.size(), g.stream.view()), dt(steps.size(), g.stream.view()),
+      dg(groups.size(), g.stream.view());
+  ds.copy_from_host(seeds, g.stream.view());
+  dt.copy_from_host(steps, g.stream.view());
+  dg.copy_from_host(groups, g.stream.view());
+  gpukit::device_buffer<uint4> dout(seeds.size(), g.stream.view());
+  curand_philox_blocks<<<1, 64, 0, g.stream.view().value()>>>(ds.data(), dt.data(), dg.data(), dout.data(), n);
+  std::vector<uint4> got(seeds.size());
+  dout.copy_to_host(gpukit::make_host_span(got), g.stream.view());
+  for (int i = 0; i < n; ++i) {
+    const auto r = nn::detail::philox4x32_10(static_cast<std::uint32_t>(groups[i]), static_cast<std::uint32_t>(groups[i] >> 32),
+                                             static_cast<std::uint32_t>(steps[i]), static_cast<std::uint32_t>(steps[i] >> 32),
+                                             static_cast<std::uint32_t>(seeds[i]), static_cast<std::uint32_t>(seeds[i] >> 32));
+    CAPTURE(i);
+    REQUIRE((r.w[0] == got[i].x && r.w[1] == got[i].y && r.w[2] == got[i].z && r.w[3] == got[i].w));
+  }
+
+  // The layer: GPU equals CPU bit for bit, 16-byte path and element path.
+  for (const shape4 s : {shape4{3, 5, 7, 11}, shape4{64, 32, 8, 8}}) {
+    CAPTURE(nn::to_string(s));
+    const nn::dropout layer(0.3f);
+    const nn::dropout_key key{77, 3, 12345678901ull};
+    const std::vector<float> x = random_vector<float>(s.size(), -1, 1, 217), dy = random_vector<float>(s.size(), -1, 1, 218);
+    std::vector<float> y(x.size()), dx(x.size());
+    nn::dropout_forward(cpu, layer, key, view(x, s), view(y, s));
+    nn::dropout_backward(cpu, layer, key, view(dy, s), view(dx, s));
+    auto gx = g.upload(x, s), gy = g.zeros<float>(s), gdy = g.upload(dy, s), gdx = g.zeros<float>(s);
+    nn::dropout_forward(g.exec, layer, key, gx, gy);
+    nn::dropout_backward(g.exec, layer, key, gdy, gdx);
+    CHECK(g.download(gy.span()) == to_double(y));
+    CHECK(g.download(gdx.span()) == to_double(dx));
+  }
+}
+
+TEST_CASE("dropout in a captured training step draws a fresh mask at every replay, as the eager steps do",
+          "[gpu][nn][dropout]") {
+  gpu g;
+  const auto build = [&](const auto& exec) {
+    using Exec = std::decay_t<decltype(exec)>;
+    nn::sequential<Exec> m(exec, 10, 1, 1);
+    m.add(nn::dense(10, 64)).add(nn::relu{}).add(nn::dropout(0.4f)).add(nn::dense(64, 2));
+    m.compile(8, nn::mean_squared_error{}, nn::sgd{0.05f}, 21);
+    return m;
+  };
+  const shape4 xs{8, 10, 1, 1}, ys{8, 2, 1, 1};
+  const std::vector<float> x = random_vector<float>(xs.size(), -1, 1, 219), y = random_vector<float>(ys.size(), -1, 1, 220);
+  auto on_cpu = build(cpu);
+  auto eager = build(g.exec);
+  auto replayed = build(g.exec);
+  auto gx = g.upload(x, xs), gy = g.upload(y, ys);
+  nn::graph step = replayed.capture_train_step(gx, gy);
+  std::vector<double> last;
+  for (int k = 0; k < 3; ++k) {
+    const float cpu_loss = on_cpu.train_step(view(x, xs), view(y, ys));
+    const float eager_loss = eager.train_step(gx, gy);
+    step.replay(g.stream.view());
+    const float replay_loss = replayed.last_loss();
+    CAPTURE(k, cpu_loss, eager_loss, replay_loss);
+    CHECK(eager_loss == replay_loss);  // the same kernels and masks
+    CHECK(std::fabs(eager_loss - cpu_loss) <= 1e-5f * std::max(1.0f, std::fabs(cpu_loss)));
+    const std::vector<double> out = g.download(replayed.last_output().span());
+    CHECK(out != last);
+    last = out;
+  }
+  CHECK(replayed.dropout_step() == 3);
+  CHECK(eager.dropout_step() == 3);
+  CHECK(on_cpu.dropout_step() == 3);
+  CHECK(g.download(replayed.parameters()) == g.download(eager.parameters()));
 }
 
 TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the seed's shapes included", "[gpu][nn][dense]") {

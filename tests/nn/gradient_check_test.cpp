@@ -144,6 +144,108 @@ TEST_CASE("maxpool2d: forward matches the plain loops, backward matches central 
   }
 }
 
+// ---- avgpool2d, global_avgpool2d ---------------------------------------------------------
+
+TEST_CASE("avgpool2d: forward matches the plain loops, backward matches central differences", "[nn][avgpool2d]") {
+  for (const avgpool_case& c : avgpool_cases()) {
+    CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
+    std::vector<double> x = random_vector(c.in.size(), -1, 1, 33), r = random_vector(c.out().size(), -1, 1, 34);
+    std::vector<double> y(c.out().size(), 7.0);
+    const auto forward = [&] {
+      nn::avgpool2d_forward(cpu, c.pool, view(x, c.in), view(y, c.out()));
+      return dot(r, y);
+    };
+    forward();
+    require_relative(y, reference_avgpool(c, x), 1e-15, "y");
+    std::vector<double> dx(x.size(), 5.0);  // assigned: the 5s must go, also where no window reaches
+    nn::avgpool2d_backward(cpu, c.pool, view(r, c.out()), view(dx, c.in));
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+  }
+}
+
+TEST_CASE("global_avgpool2d: each plane's mean, and its gradient spread evenly", "[nn][avgpool2d]") {
+  const shape4 in{3, 4, 5, 6}, out{3, 4, 1, 1};
+  std::vector<double> x = random_vector(in.size(), -1, 1, 35), r = random_vector(out.size(), -1, 1, 36);
+  std::vector<double> y(out.size());
+  const auto forward = [&] {
+    nn::global_avgpool2d_forward(cpu, view(x, in), view(y, out));
+    return dot(r, y);
+  };
+  forward();
+  const avgpool_case as_window{in, nn::avgpool2d(nn::kernel_size{5, 6}, nn::kernel_size{5, 6})};
+  require_relative(y, reference_avgpool(as_window, x), 1e-15, "y");
+  std::vector<double> dx(x.size(), 5.0);
+  nn::global_avgpool2d_backward(cpu, view(r, out), view(dx, in));
+  require_gradient(dx, numeric_gradient(x, forward), "dx");
+  for (std::size_t i = 0; i < dx.size(); ++i) REQUIRE(dx[i] == r[i / 30] / 30.0);
+}
+
+// ---- dropout -----------------------------------------------------------------------------
+
+TEST_CASE("dropout: Philox4x32-10 gives the generator's published known answers", "[nn][dropout]") {
+  using nn::detail::philox4x32_10;
+  const auto a = philox4x32_10(0, 0, 0, 0, 0, 0);
+  CHECK((a.w[0] == 0x6627e8d5u && a.w[1] == 0xe169c58du && a.w[2] == 0xbc57ac4cu && a.w[3] == 0x9b00dbd8u));
+  const std::uint32_t f = 0xffffffffu;
+  const auto b = philox4x32_10(f, f, f, f, f, f);
+  CHECK((b.w[0] == 0x408f276du && b.w[1] == 0x41c83b0eu && b.w[2] == 0xa20bc7c6u && b.w[3] == 0x6d5451fdu));
+  const auto c = philox4x32_10(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u);
+  CHECK((c.w[0] == 0xd16cfe09u && c.w[1] == 0x94fdccebu && c.w[2] == 0x5001e420u && c.w[3] == 0x24126ea1u));
+}
+
+TEST_CASE("dropout: the mask is a function of its key, kept elements scaled, backward applies the same mask",
+          "[nn][dropout]") {
+  const shape4 s{3, 5, 7, 11};  // 1155 elements: the last Philox block serves three
+  const std::vector<double> x = random_vector(s.size(), -1, 1, 51), r = random_vector(s.size(), -1, 1, 52);
+  for (float p : {0.1f, 0.5f, 0.8f}) {
+    CAPTURE(p);
+    const nn::dropout layer(p);
+    const nn::dropout_key key{0x1234567890abcdefull, 2, 7};
+    const double scale = static_cast<double>(static_cast<float>(1.0 / (1.0 - p)));
+    std::vector<double> y(x.size(), 9.0);
+    nn::dropout_forward(cpu, layer, key, view(x, s), view(y, s));
+    std::size_t dropped = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      REQUIRE((y[i] == 0.0 || y[i] == x[i] * scale));
+      dropped += y[i] == 0.0;
+    }
+    // Binomial(1155, p): within five standard deviations.
+    const double n = static_cast<double>(x.size());
+    CHECK(std::fabs(static_cast<double>(dropped) - n * p) <= 5 * std::sqrt(n * p * (1 - p)));
+
+    std::vector<double> again(x.size());
+    nn::dropout_forward(cpu, layer, key, view(x, s), view(again, s));
+    CHECK(again == y);
+    for (const nn::dropout_key other : {nn::dropout_key{key.seed, key.stream, key.step + 1},
+                                        nn::dropout_key{key.seed, key.stream + 1, key.step},
+                                        nn::dropout_key{key.seed + 1, key.stream, key.step}}) {
+      nn::dropout_forward(cpu, layer, other, view(x, s), view(again, s));
+      CHECK(again != y);
+    }
+    std::vector<double> in_place = x;  // y may alias x
+    nn::dropout_forward(cpu, layer, key, view(in_place, s), view(in_place, s));
+    CHECK(in_place == y);
+
+    const auto forward = [&] {
+      nn::dropout_forward(cpu, layer, key, view(x, s), view(again, s));
+      return dot(r, again);
+    };
+    std::vector<double> dx(x.size(), 5.0);
+    nn::dropout_backward(cpu, layer, key, view(r, s), view(dx, s));
+    for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(dx[i] == (y[i] == 0.0 ? 0.0 : r[i] * scale));
+    std::vector<double> xs = x;
+    const auto objective = [&] {
+      nn::dropout_forward(cpu, layer, key, view(xs, s), view(again, s));
+      return dot(r, again);
+    };
+    (void)forward;
+    require_gradient(dx, numeric_gradient(xs, objective), "dx");
+  }
+  std::vector<double> y(x.size());
+  nn::dropout_forward(cpu, nn::dropout(0.0f), nn::dropout_key{}, view(x, s), view(y, s));
+  CHECK(y == x);  // p = 0: every element kept, scale 1
+}
+
 // ---- dense -------------------------------------------------------------------------------
 
 TEST_CASE("dense: forward matches the plain loops, backward matches central differences", "[nn][dense]") {

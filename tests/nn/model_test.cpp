@@ -226,6 +226,15 @@ TEST_CASE("whole-model gradients match central differences, through every fused 
     CHECK(m.plan() == "conv2d+max_pooling2d | sigmoid (loss on logits)");
     check_model_gradients(m, 3, {1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1});
   }
+  SECTION("average pools: a windowed one between convs, a global one before dense") {
+    model m(cpu, 2, 9, 8);
+    m.add(nn::conv2d(2, 3, 3, 1, 1)).add(nn::relu{}).add(nn::avgpool2d(3, 2)).add(nn::conv2d(3, 4, 2, 1, 0));
+    m.add(nn::tanh{}).add(nn::global_avgpool2d{}).add(nn::dense(4, 3));
+    m.compile(2, nn::softmax_crossentropy{}, nn::sgd{}, 6);
+    CHECK(m.plan() ==
+          "conv2d+relu | average_pooling2d | conv2d_1+tanh | global_average_pooling2d | dense");
+    check_model_gradients(m, 2, {0, 1, 0, 0.5, 0, 0.5});
+  }
   SECTION("binary cross-entropy after a relu stays on probabilities") {
     model m(cpu, 1, 3, 3);
     m.add(nn::flatten{}).add(nn::dense(9, 2)).add(nn::sigmoid{}).add(nn::dense(2, 1)).add(nn::sigmoid{}).add(nn::relu{});
@@ -420,6 +429,66 @@ TEST_CASE("bad optimizer settings are typed errors naming the setting", "[nn][op
   s.schedule = nn::lr_schedule::cosine(10, 0, 0.5f);  // above the base rate 0.01
   rejects(s, "'schedule.min_lr'");
   rejects(nn::adamw(0.5f, 2.0f), "'weight_decay'");  // lr·λ = 1: AdamW would zero the weights
+}
+
+TEST_CASE("dropout in a model: inference passes through, training draws a mask per step, the step replays",
+          "[nn][model][dropout]") {
+  nn::sequential<cpu_executor, double> m(cpu, 12, 1, 1);
+  m.add(nn::dense(12, 40)).add(nn::relu{}).add(nn::dropout(0.5f)).add(nn::dense(40, 3));
+  m.compile(4, nn::mean_squared_error{}, nn::sgd{}, 9);
+  CHECK(m.plan() == "dense+relu | dropout | dense_1");
+  CHECK(!m.training());
+  const shape4 xs = m.input_shape(4), ys = m.output_shape(4);
+  const std::vector<double> x = random_vector(xs.size(), -1, 1, 93), y = random_vector(ys.size(), -1, 1, 94);
+  const auto out = [&] {
+    const auto o = m.forward(view(x, xs));
+    return std::vector<double>(o.data, o.data + o.size());
+  };
+  // Inference: the identity, the step counter untouched, the loss evaluate() reports.
+  const std::vector<double> plain = out();
+  CHECK(out() == plain);
+  CHECK(m.dropout_step() == 0);
+  double mse = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i) mse += (plain[i] - y[i]) * (plain[i] - y[i]);
+  CHECK(m.evaluate(view(x, xs), view(y, ys)) == Approx(mse / static_cast<double>(plain.size())).epsilon(1e-12));
+
+  // Training: every forward a new step and mask; setting the step replays a mask.
+  m.set_training(true);
+  const std::vector<double> first = out();
+  CHECK(m.dropout_step() == 1);
+  const std::vector<double> second = out();
+  CHECK(m.dropout_step() == 2);
+  CHECK(first != plain);
+  CHECK(second != first);
+  m.set_dropout_step(0);
+  CHECK(out() == first);
+
+  // The training-mode gradient against central differences of the same step's loss.
+  const auto loss_at_step = [&] {
+    m.set_dropout_step(5);
+    const std::vector<double> o = out();
+    double l = 0;
+    for (std::size_t i = 0; i < o.size(); ++i) l += (o[i] - y[i]) * (o[i] - y[i]);
+    return l / static_cast<double>(o.size());
+  };
+  m.zero_grad();
+  (void)loss_at_step();
+  m.backward(view(y, ys));
+  const std::vector<double> analytic(m.gradients().begin(), m.gradients().end());
+  std::vector<double> p(m.parameters().begin(), m.parameters().end());
+  const std::vector<double> numeric = numeric_gradient(p, [&] {
+    std::copy(p.begin(), p.end(), m.parameters().begin());
+    return loss_at_step();
+  });
+  std::copy(p.begin(), p.end(), m.parameters().begin());
+  require_gradient(analytic, numeric, "model gradients through dropout");
+
+  // train_step trains whatever the mode, and evaluate never does.
+  m.set_training(false);
+  (void)m.train_step(view(x, xs), view(y, ys));
+  CHECK(m.dropout_step() == 7);
+  (void)m.evaluate(view(x, xs), view(y, ys));
+  CHECK(m.dropout_step() == 7);
 }
 
 TEST_CASE("a small model learns a toy problem on the CPU", "[nn][model][train]") {

@@ -126,6 +126,45 @@ std::vector<double> reference_pool(const pool_case& c, const std::vector<T>& x) 
   return y;
 }
 
+struct avgpool_case {
+  shape4 in;
+  nn::avgpool2d pool;
+  shape4 out() const {
+    return {in.n, in.c, (in.h - pool.window.h) / pool.stride.h + 1, (in.w - pool.window.w) / pool.stride.w + 1};
+  }
+};
+
+/// Overlapping windows, gaps no window reaches, rectangular windows and plane-sized ones
+/// (global pooling; 35 and 63 elements take the GPU's warp-per-output path).
+inline std::vector<avgpool_case> avgpool_cases() {
+  using nn::avgpool2d;
+  using nn::kernel_size;
+  return {
+      {{1, 1, 4, 4}, avgpool2d(2)},
+      {{3, 2, 7, 5}, avgpool2d(3, 2)},
+      {{2, 3, 6, 7}, avgpool2d(kernel_size{2, 3}, kernel_size{1, 2})},
+      {{2, 4, 9, 11}, avgpool2d(2, 3)},
+      {{2, 3, 5, 7}, avgpool2d(kernel_size{5, 7}, kernel_size{5, 7})},
+      {{1, 2, 9, 7}, avgpool2d(kernel_size{9, 7}, kernel_size{9, 7})},
+  };
+}
+
+template <class T>
+std::vector<double> reference_avgpool(const avgpool_case& c, const std::vector<T>& x) {
+  const shape4 o = c.out();
+  std::vector<double> y(o.size());
+  for (std::size_t p = 0; p < o.n * o.c; ++p)
+    for (std::size_t py = 0; py < o.h; ++py)
+      for (std::size_t px = 0; px < o.w; ++px) {
+        double s = 0;
+        for (std::size_t wy = 0; wy < c.pool.window.h; ++wy)
+          for (std::size_t wx = 0; wx < c.pool.window.w; ++wx)
+            s += static_cast<double>(x[(p * c.in.h + py * c.pool.stride.h + wy) * c.in.w + px * c.pool.stride.w + wx]);
+        y[(p * o.h + py) * o.w + px] = s / static_cast<double>(c.pool.window.h * c.pool.window.w);
+      }
+  return y;
+}
+
 struct dense_case {
   std::size_t n, in, out;
   nn::activation act;

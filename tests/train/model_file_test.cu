@@ -105,6 +105,37 @@ TEST_CASE("model files: load_model rebuilds the same layers, bits and prediction
   CHECK(file_bytes(dir / "again.safetensors") == file_bytes(path));
 }
 
+TEST_CASE("model files: average pools keep their windows, and the tensors after them their indices", "[train][model_file]") {
+  const std::size_t size = 12;
+  nn::sequential<cpu_executor> m(cpu, 3, size, size);
+  m.add(nn::conv2d(3, 8, 3, 1, 1)).add(nn::relu{}).add(nn::avgpool2d(nn::kernel_size{3, 2}, nn::kernel_size{2, 2}));
+  m.add(nn::conv2d(8, 6, 3)).add(nn::relu{}).add(nn::global_avgpool2d{}).add(nn::dense(6, 1)).add(nn::sigmoid{});
+  m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 11);
+  train_a_little(m, size);
+  temp_dir dir("model_avgpool");
+  const std::string path = dir / "avg.safetensors";
+  train::save_model(path, m);
+  const io::safetensors_file f = io::read_safetensors(path);
+  const std::vector<std::pair<std::string, std::vector<std::size_t>>> want = {
+      {"0.weight", {8, 3, 3, 3}}, {"0.bias", {8}}, {"3.weight", {6, 8, 3, 3}},
+      {"3.bias", {6}},            {"6.weight", {1, 6}}, {"6.bias", {1}}};
+  REQUIRE(f.tensors().size() == want.size());
+  for (const auto& [name, shape] : want) {
+    INFO(name);
+    CHECK(f.at(name).shape == shape);
+  }
+  const auto arch = nlohmann::json::parse(f.metadata().at(train::architecture_key));
+  CHECK(arch["layers"][2]["type"] == "AveragePooling2D");
+  CHECK(arch["layers"][2]["window"] == nlohmann::json({3, 2}));
+  CHECK(arch["layers"][2]["stride"] == nlohmann::json({2, 2}));
+  CHECK(arch["layers"][5]["type"] == "GlobalAveragePooling2D");
+  auto back = train::load_model(path, cpu, {4, nn::adam{}});
+  CHECK(back.summary() == m.summary());
+  CHECK(back.plan() == m.plan());
+  CHECK(same_bits(parameters_of(back), parameters_of(m)));
+  CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));
+}
+
 TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing", "[train][model_file][damaged]") {
   temp_dir dir("model_reject");
   auto m = small_cnn(cpu, 12, 2, 3);

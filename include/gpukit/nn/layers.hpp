@@ -8,10 +8,18 @@
 //       weights (out, in, kh, kw) then bias (out). Keras' old Convolution2D(32, 3, 3) is
 //       nn::conv2d(3, 32, 3, 1): stride is always explicit here.
 //   nn::maxpool2d(window, stride = window)           no padding, floor division
+//   nn::avgpool2d(window, stride = window)           the window's mean; no padding, floor
+//                                                      division (torch.nn.AvgPool2d)
+//   nn::global_avgpool2d{}                            (n, c, h, w) -> (n, c, 1, 1): each
+//                                                      plane's mean (Keras' GlobalAveragePooling2D;
+//                                                      a dense layer can follow it directly)
 //   nn::dense(in_features, out_features)              weights (out, in) then bias (out);
 //                                                      takes a flat (n, in, 1, 1) input
 //   nn::flatten{}                                     (n, c, h, w) -> (n, c·h·w, 1, 1)
 //   nn::relu{}, nn::sigmoid{}, nn::tanh{}
+//   nn::dropout(p = 0.5)                              training: each element zeroed with
+//                                                      probability p, the others scaled by
+//                                                      1 / (1 - p); inference: the identity
 //
 // Constructors reject zero sizes and strides (std::invalid_argument naming the argument);
 // output_shape() rejects inputs the layer cannot take, naming the layer, the argument and
@@ -25,6 +33,7 @@
 #include "gpukit/nn/tensor.hpp"
 
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <variant>
 
@@ -92,6 +101,21 @@ struct conv2d {
   }
 };
 
+namespace detail {
+/// The output of a pooling window over `in` (no padding, floor division); `layer` and `who`
+/// name the layer in the messages of a rejection.
+inline shape4 pooled_shape(kernel_size window, kernel_size stride, const shape4& in, const std::string& who) {
+  require(window.h <= in.h && window.w <= in.w, who.c_str(),
+          "argument 'window' = " + to_string(window) + " is larger than the input " + std::to_string(in.h) + "x" +
+              std::to_string(in.w) + " (input shape " + sample_string(in) + ")");
+  return {in.n, in.c, (in.h - window.h) / stride.h + 1, (in.w - window.w) / stride.w + 1};
+}
+inline void require_pool_window(kernel_size window, kernel_size stride, const char* layer) {
+  require(window.h >= 1 && window.w >= 1, layer, "argument 'window' = " + to_string(window) + " must be at least 1x1");
+  require(stride.h >= 1 && stride.w >= 1, layer, "argument 'stride' = " + to_string(stride) + " must be at least 1x1");
+}
+}  // namespace detail
+
 struct maxpool2d {
   kernel_size window{};
   kernel_size stride{};
@@ -99,24 +123,43 @@ struct maxpool2d {
   explicit maxpool2d(std::size_t window_) : maxpool2d(kernel_size{window_, window_}, kernel_size{window_, window_}) {}
   maxpool2d(std::size_t window_, std::size_t stride_)
       : maxpool2d(kernel_size{window_, window_}, kernel_size{stride_, stride_}) {}
-  maxpool2d(kernel_size window_, kernel_size stride_) : window(window_), stride(stride_) { validate(); }
+  maxpool2d(kernel_size window_, kernel_size stride_) : window(window_), stride(stride_) {
+    detail::require_pool_window(window, stride, "gpukit::nn::maxpool2d");
+  }
 
   shape4 output_shape(const shape4& in, const std::string& who = "gpukit::nn::maxpool2d") const {
-    validate();
-    detail::require(window.h <= in.h && window.w <= in.w, who.c_str(),
-                    "argument 'window' = " + to_string(window) + " is larger than the input " + std::to_string(in.h) +
-                        "x" + std::to_string(in.w) + " (input shape " + sample_string(in) + ")");
-    return {in.n, in.c, (in.h - window.h) / stride.h + 1, (in.w - window.w) / stride.w + 1};
+    detail::require_pool_window(window, stride, "gpukit::nn::maxpool2d");
+    return detail::pooled_shape(window, stride, in, who);
   }
   /// True when windows never share an input element (each input gets at most one gradient).
   bool disjoint() const noexcept { return window.h <= stride.h && window.w <= stride.w; }
+};
 
- private:
-  void validate() const {
-    detail::require(window.h >= 1 && window.w >= 1, "gpukit::nn::maxpool2d",
-                    "argument 'window' = " + to_string(window) + " must be at least 1x1");
-    detail::require(stride.h >= 1 && stride.w >= 1, "gpukit::nn::maxpool2d",
-                    "argument 'stride' = " + to_string(stride) + " must be at least 1x1");
+/// Average pooling: each output is the mean of its window (every window lies inside the
+/// input: no padding, so no count_include_pad question).
+struct avgpool2d {
+  kernel_size window{};
+  kernel_size stride{};
+
+  explicit avgpool2d(std::size_t window_) : avgpool2d(kernel_size{window_, window_}, kernel_size{window_, window_}) {}
+  avgpool2d(std::size_t window_, std::size_t stride_)
+      : avgpool2d(kernel_size{window_, window_}, kernel_size{stride_, stride_}) {}
+  avgpool2d(kernel_size window_, kernel_size stride_) : window(window_), stride(stride_) {
+    detail::require_pool_window(window, stride, "gpukit::nn::avgpool2d");
+  }
+
+  shape4 output_shape(const shape4& in, const std::string& who = "gpukit::nn::avgpool2d") const {
+    detail::require_pool_window(window, stride, "gpukit::nn::avgpool2d");
+    return detail::pooled_shape(window, stride, in, who);
+  }
+};
+
+/// Global average pooling: each plane's mean, a flat (n, c, 1, 1) output.
+struct global_avgpool2d {
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return {in.n, in.c, 1, 1}; }
+  /// The average pool it is over an input of `in`'s planes.
+  avgpool2d as_avgpool(const shape4& in) const {
+    return avgpool2d(kernel_size{in.h, in.w}, kernel_size{in.h, in.w});
   }
 };
 
@@ -171,16 +214,41 @@ struct tanh {
   shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
 };
 
-using layer = std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh>;
+/// Dropout (see dropout.hpp for the mask): p in [0, 1).
+struct dropout {
+  float p = 0.5f;
+
+  explicit dropout(float p_ = 0.5f) : p(p_) { validate(); }
+  shape4 output_shape(const shape4& in, const std::string& = {}) const {
+    validate();
+    return in;
+  }
+
+ private:
+  void validate() const {
+    detail::require(p >= 0.0f && p < 1.0f, "gpukit::nn::dropout",
+                    "argument 'p' = " + std::to_string(p) + " must lie in [0, 1)");
+  }
+};
+
+using layer =
+    std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout>;
 
 /// Keras' class name of the layer: "Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", ...
 inline const char* layer_type_name(const layer& l) noexcept {
-  static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", "Sigmoid", "Tanh"};
+  static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense",           "Flatten",
+                                          "ReLU",   "Sigmoid",      "Tanh",            "AveragePooling2D",
+                                          "GlobalAveragePooling2D", "Dropout"};
+  static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
 /// The base of Keras' instance names: "conv2d", "max_pooling2d", "dense", ...
 inline const char* layer_base_name(const layer& l) noexcept {
-  static constexpr const char* names[] = {"conv2d", "max_pooling2d", "dense", "flatten", "relu", "sigmoid", "tanh"};
+  static constexpr const char* names[] = {"conv2d",  "max_pooling2d", "dense",
+                                          "flatten", "relu",          "sigmoid",
+                                          "tanh",    "average_pooling2d", "global_average_pooling2d",
+                                          "dropout"};
+  static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
 

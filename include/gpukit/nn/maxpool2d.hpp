@@ -37,8 +37,10 @@ struct pool_geometry {
   GPUKIT_HOST_DEVICE bool overlapping() const noexcept { return kh > sh || kw > sw; }
 };
 
-inline pool_geometry make_pool_geometry(const maxpool2d& pool, const shape4& in, const std::string& who) {
-  const shape4 out = pool.output_shape(in, who);
+/// The geometry of a pooling window over `in` (the layer's output shape `out`); `who` names
+/// the layer in the message of a rejection.
+inline pool_geometry make_window_geometry(kernel_size window, kernel_size stride, const shape4& in, const shape4& out,
+                                          const std::string& who) {
   require_dimension(who.c_str(), "input height", in.h);
   require_dimension(who.c_str(), "input width", in.w);
   require_dimension(who.c_str(), "input planes (n * c)", in.n * in.c, 0x7fffffff);
@@ -47,13 +49,17 @@ inline pool_geometry make_pool_geometry(const maxpool2d& pool, const shape4& in,
   g.c = static_cast<int>(in.c);
   g.h = static_cast<int>(in.h);
   g.w = static_cast<int>(in.w);
-  g.kh = static_cast<int>(pool.window.h);
-  g.kw = static_cast<int>(pool.window.w);
-  g.sh = static_cast<int>(std::min<std::size_t>(pool.stride.h, 65535));
-  g.sw = static_cast<int>(std::min<std::size_t>(pool.stride.w, 65535));
+  g.kh = static_cast<int>(window.h);
+  g.kw = static_cast<int>(window.w);
+  g.sh = static_cast<int>(std::min<std::size_t>(stride.h, 65535));
+  g.sw = static_cast<int>(std::min<std::size_t>(stride.w, 65535));
   g.ph = static_cast<int>(out.h);
   g.pw = static_cast<int>(out.w);
   return g;
+}
+
+inline pool_geometry make_pool_geometry(const maxpool2d& pool, const shape4& in, const std::string& who) {
+  return make_window_geometry(pool.window, pool.stride, in, pool.output_shape(in, who), who);
 }
 
 /// The maximum of the kh x kw window with corner (y0, x0) of a plane whose rows are `pitch`

@@ -10,6 +10,7 @@
 // Fusion (a stage is one pass):
 // - conv2d [+ activation] [+ maxpool2d] is one stage (pool windows up to 16x16 fuse);
 // - dense [+ activation] is one stage; flatten costs nothing (it views its input);
+// - an average pool (global or windowed) and a dropout are stages of their own;
 // - a final sigmoid with binary_crossentropy is evaluated from the logits (the stable form),
 //   so the loss gradient skips the sigmoid;
 // - backward, a dense or conv stage's input gradient multiplies by the slope of the
@@ -23,8 +24,10 @@
 #pragma once
 
 #include "gpukit/nn/activation_functions.hpp"
+#include "gpukit/nn/avgpool2d.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/dropout.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/loss.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
@@ -42,15 +45,18 @@
 
 namespace gpukit::nn {
 
-enum class stage_kind { conv, pool, dense, act, flatten };
+enum class stage_kind { conv, pool, dense, act, flatten, avgpool, dropout };
 
-/// One fused pass: a conv block, a pool, a dense layer (+ activation), an activation or a
-/// flatten (no work: it views its input).
+/// One fused pass: a conv block, a max pool, a dense layer (+ activation), an activation, an
+/// average pool (global pooling is one whose window is the plane) or a flatten (no work: it
+/// views its input).
 struct stage_plan {
   stage_kind kind = stage_kind::flatten;
   std::size_t first_layer = 0, last_layer = 0;
   std::optional<conv_block> conv;
   std::optional<maxpool2d> pool;
+  std::optional<avgpool2d> avg;  // avgpool stages (global pooling as its plane-sized window)
+  std::optional<dropout> drop;   // dropout stages
   std::optional<dense> fc;
   activation act = activation::none;
   shape4 in{}, out{};  // one sample
@@ -103,6 +109,8 @@ struct batch_plan {
     conv2d_path conv;    // conv stages
     dense_path fc;       // dense stages
     pool_path pool;      // pool stages
+    avgpool_path avg;    // avgpool stages
+    dropout_path drop;   // dropout stages
     bool adam_fused = false;  // dense: applies Adam in its backward kernel
   };
   std::vector<stage_paths> stages;
@@ -137,6 +145,12 @@ class model_plan {
   }
 
   const std::vector<stage_plan>& stages() const noexcept { return stages_; }
+  /// Whether a stage draws random masks (dropout): training forwards then advance a step counter.
+  bool has_dropout() const noexcept {
+    for (const auto& st : stages_)
+      if (st.kind == stage_kind::dropout) return true;
+    return false;
+  }
   std::size_t max_batch() const noexcept { return max_batch_; }
   const path_target& target() const noexcept { return target_; }
   const optimizer_path& optimizer_route() const noexcept { return optimizer_path_; }
@@ -181,6 +195,8 @@ class model_plan {
         return s;
       }
       case stage_kind::pool: return bp.stages[i].pool.describe();
+      case stage_kind::avgpool: return bp.stages[i].avg.describe();
+      case stage_kind::dropout: return bp.stages[i].drop.describe();
       case stage_kind::act: return target_.gpu ? "elementwise (cub::DeviceTransform)" : "elementwise (OpenMP)";
       default: return "a view: no work";
     }
@@ -224,6 +240,15 @@ class model_plan {
       } else if (const auto* p = std::get_if<maxpool2d>(&l)) {
         st.kind = stage_kind::pool;
         st.pool = *p;
+      } else if (const auto* a = std::get_if<avgpool2d>(&l)) {
+        st.kind = stage_kind::avgpool;
+        st.avg = *a;
+      } else if (const auto* ga = std::get_if<global_avgpool2d>(&l)) {
+        st.kind = stage_kind::avgpool;
+        st.avg = ga->as_avgpool(in);
+      } else if (const auto* d = std::get_if<dropout>(&l)) {
+        st.kind = stage_kind::dropout;
+        st.drop = *d;
       } else if (std::holds_alternative<flatten>(l)) {
         st.kind = stage_kind::flatten;
       } else {
@@ -266,6 +291,8 @@ class model_plan {
         st.cg_ = detail::make_conv_geometry(*st.conv, in_b, who);
       } else if (st.kind == stage_kind::pool) {
         st.pg_ = detail::make_pool_geometry(*st.pool, in_b, who);
+      } else if (st.kind == stage_kind::avgpool) {
+        st.pg_ = detail::make_avgpool_geometry(*st.avg, in_b, who);
       } else if (st.kind == stage_kind::dense) {
         st.dg_ = detail::make_dense_geometry(*st.fc, in_b, who);
       }
@@ -312,6 +339,10 @@ class model_plan {
         bp.scratch_bytes = std::max({bp.scratch_bytes, sp.conv.forward_scratch, sp.conv.backward_scratch});
       } else if (st.kind == stage_kind::pool) {
         sp.pool = choose_pool_path(st.pool_geometry(batch), target_);
+      } else if (st.kind == stage_kind::avgpool) {
+        sp.avg = choose_avgpool_path(st.pool_geometry(batch), target_);
+      } else if (st.kind == stage_kind::dropout) {
+        sp.drop = choose_dropout_path(target_);
       } else if (st.kind == stage_kind::dense) {
         detail::dense_context c;
         c.aligned16 = i != first_reader || input_aligned;

@@ -16,8 +16,10 @@
 #include "gpukit/core/executor.hpp"
 #include "gpukit/core/workspace.hpp"
 #include "gpukit/nn/activation.hpp"
+#include "gpukit/nn/avgpool2d.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
+#include "gpukit/nn/dropout.hpp"
 #include "gpukit/nn/init.hpp"
 #include "gpukit/nn/loss.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
@@ -67,6 +69,10 @@ class model_runner {
         buffers_[i].argmax = make_buffer<std::int32_t>(exec_, n);
       if (st.loss_takes_logits && st.kind == stage_kind::dense) buffers_[i].logits = make_buffer<T>(exec_, n);
     }
+    dropout_params_.resize(stages.size());
+    for (std::size_t i = 0; i < stages.size(); ++i)  // each layer its own stream of masks
+      if (stages[i].drop) dropout_params_[i] = detail::make_dropout_params(*stages[i].drop, seed, static_cast<std::uint32_t>(stages[i].first_layer));
+    dropout_step_ = make_buffer<std::uint64_t>(exec_, 1, zero_init);
     if constexpr (is_gpu_executor_v<Exec>) {  // the kernels borrow scratch from the model's workspace
       scratch_ = std::make_unique<workspace>(exec_.stream(), plan_.scratch_bytes());
       run_exec_ = cuda_executor(exec_.stream(), *scratch_);
@@ -116,10 +122,14 @@ class model_runner {
   void zero_grad() { zero_fill(exec_, grads_); }
 
   /// The forward pass for `batch` samples; `leave_last`: the last stage is left to the
-  /// fused head of a training step.
-  void forward(const T* x, std::size_t batch, bool leave_last = false) {
+  /// fused head of a training step. `training`: dropout draws masks (for the next value of
+  /// the step counter, advanced on the executor first), else it passes its input on; the
+  /// backward pass that follows differentiates what this pass did.
+  void forward(const T* x, std::size_t batch, bool leave_last = false, bool training = false) {
     const auto& stages = plan_.stages();
     const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
+    training_ = training;
+    if (training && plan_.has_dropout()) detail::advance_dropout_step(run_exec_, dropout_step_.data());
     for (std::size_t i = 0; i < stages.size() - (leave_last ? 1 : 0); ++i) {
       const stage_plan& st = stages[i];
       const T* in = stage_input(i, x);
@@ -131,6 +141,12 @@ class model_runner {
           break;
         case stage_kind::pool:
           detail::pool_forward_impl(run_exec_, st.pool_geometry(batch), in, out, buffers_[i].argmax.data());
+          break;
+        case stage_kind::avgpool:
+          detail::avgpool_forward_impl(run_exec_, st.pool_geometry(batch), bp.stages[i].avg, in, out);
+          break;
+        case stage_kind::dropout:
+          queue_dropout(i, in, out, batch);
           break;
         case stage_kind::dense:
           detail::dense_forward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, weights_of(st),
@@ -205,6 +221,12 @@ class model_runner {
         case stage_kind::pool:
           if (dx != nullptr) detail::pool_backward_impl(run_exec_, st.pool_geometry(batch), dy, buffers_[i].argmax.data(), dx);
           break;
+        case stage_kind::avgpool:
+          if (dx != nullptr) detail::avgpool_backward_impl(run_exec_, st.pool_geometry(batch), bp.stages[i].avg, dy, dx);
+          break;
+        case stage_kind::dropout:
+          if (dx != nullptr) queue_dropout(i, dy, dx, batch);
+          break;
         case stage_kind::dense: {
           detail::dense_backward_extras<T> extra = dense_extras(st, dx, accumulate);
           if (fused_adam && bp.stages[i].adam_fused) extra.adam = fused_at(st, guard);
@@ -227,7 +249,7 @@ class model_runner {
   /// nullable) vetoes the update when the record holds a bad index.
   void train(const T* x, const T* y, std::size_t batch, const unsigned long long* guard) {
     const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
-    forward(x, batch, bp.fused_head);
+    forward(x, batch, bp.fused_head, true);
     if (plan_.optimizer_route().fuses_into_layers) {  // the clock ticks first: fused kernels read it
       optimizer_->tick(guard);
       loss_backward(x, y, batch, false, bp.fused_head, guard, true);
@@ -241,11 +263,35 @@ class model_runner {
   /// One optimizer step over every parameter.
   void step() { optimizer_->step_raw(params_.data(), grads_.data(), nullptr); }
 
+  /// The dropout step counter: training forwards advance it first (on the executor) and
+  /// draw their masks for its new value. GPU: both calls wait for the stream.
+  std::uint64_t dropout_step() const {
+    std::uint64_t s = 0;
+    if constexpr (is_gpu_executor_v<Exec>) {
+      dropout_step_.copy_to_host(host_span<std::uint64_t>(&s, 1), exec_.stream());
+    } else {
+      s = *dropout_step_.data();
+    }
+    return s;
+  }
+  void set_dropout_step(std::uint64_t s) {
+    copy_from_host(exec_, dropout_step_, host_span<const std::uint64_t>(&s, 1));
+  }
+
  private:
   struct stage_buffers {
     buffer<T> out, grad, logits;
     buffer<std::int32_t> argmax;
   };
+
+  /// Dropout stage i over `count` = batch x features elements: the mask of the current step
+  /// in a training pass, the identity (every element kept, scale 1) otherwise.
+  void queue_dropout(std::size_t i, const T* in, T* out, std::size_t batch) {
+    const stage_plan& st = plan_.stages()[i];
+    const detail::dropout_params d = training_ ? dropout_params_[i] : detail::dropout_params{};
+    detail::dropout_impl(run_exec_, d, detail::dropout_step{dropout_step_.data(), 0}, in, out,
+                         static_cast<long long>(batch * st.out.features()));
+  }
 
   const T* stage_input(std::size_t i, const T* x) const { return i == 0 ? x : stage_output(i - 1, x); }
   T* stage_grad(std::ptrdiff_t i) {
@@ -303,6 +349,9 @@ class model_runner {
   std::unique_ptr<workspace> scratch_;  // heap: run_exec_ points at it across moves
   buffer<detail::step_record> record_;
   T loss_host_ = T(0);
+  std::vector<detail::dropout_params> dropout_params_;  // per stage (dropout stages only)
+  buffer<std::uint64_t> dropout_step_;
+  bool training_ = false;  // the mode of the last forward pass
 };
 
 }  // namespace gpukit::nn

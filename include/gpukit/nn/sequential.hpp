@@ -176,10 +176,25 @@ class sequential {
 
   // ---- running -------------------------------------------------------------------------
 
-  /// The model's output for x (n <= max_batch samples).
+  /// The mode of forward() and backward() (and of a captured forward): in training dropout
+  /// draws a mask per forward pass, in inference (the default, as Keras' model(x)) it passes
+  /// its input on. train_step, its variants and fit always train; evaluate never does.
+  sequential& set_training(bool on) noexcept {
+    training_ = on;
+    return *this;
+  }
+  bool training() const noexcept { return training_; }
+
+  /// The dropout step counter: every training forward pass advances it by one and draws
+  /// its masks for the new value. Set it to replay a step's masks. GPU: stream-ordered,
+  /// and both wait for the stream.
+  std::uint64_t dropout_step() { return runner().dropout_step(); }
+  void set_dropout_step(std::uint64_t s) { runner().set_dropout_step(s); }
+
+  /// The model's output for x (n <= max_batch samples), in the mode set_training() chose.
   const_view forward(const_view x) {
     const std::size_t b = check_input("gpukit::nn::sequential::forward", x);
-    runner().forward(x.data, b);
+    runner().forward(x.data, b, false, training_);
     remember_batch(x.data, b);
     return {runner().output(x.data), output_shape(b)};
   }
@@ -298,7 +313,7 @@ class sequential {
     static_assert(on_gpu, "gpukit::nn::sequential::capture_forward needs the cuda_executor");
     const std::size_t b = check_input("gpukit::nn::sequential::capture_forward", x);
     remember_batch(x.data, b);
-    return graph::capture(stream_of(exec_), [&](stream_view) { runner().forward(x.data, b); });
+    return graph::capture(stream_of(exec_), [&](stream_view) { runner().forward(x.data, b, false, training_); });
   }
 
  private:
@@ -384,6 +399,7 @@ class sequential {
   std::vector<std::string> names_;
   std::vector<shape4> shapes_;
   precision precision_ = precision::fp32;
+  bool training_ = false;
 
   std::optional<model_runner<Exec, T>> runner_;
   detail::batch_rules rules_;

@@ -114,6 +114,11 @@ inline nlohmann::json layer_json(const nn::layer& l) {
   } else if (const auto* p = std::get_if<nn::maxpool2d>(&l)) {
     j["window"] = {p->window.h, p->window.w};
     j["stride"] = {p->stride.h, p->stride.w};
+  } else if (const auto* a = std::get_if<nn::avgpool2d>(&l)) {
+    j["window"] = {a->window.h, a->window.w};
+    j["stride"] = {a->stride.h, a->stride.w};
+  } else if (const auto* dr = std::get_if<nn::dropout>(&l)) {
+    j["p"] = dr->p;
   } else if (const auto* d = std::get_if<nn::dense>(&l)) {
     j["in_features"] = d->in_features;
     j["out_features"] = d->out_features;
@@ -154,6 +159,14 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
                         pair_field(j, "kernel_size", index, file), size_field(j, "stride", index, file),
                         size_field(j, "padding", index, file), init_field(j, index, file));
     if (type == "MaxPooling2D") return nn::maxpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));
+    if (type == "Dropout") {
+      if (!j.contains("p") || !j["p"].is_number())
+        throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                         " has no number 'p'");
+      return nn::dropout(j["p"].get<float>());
+    }
+    if (type == "AveragePooling2D")
+      return nn::avgpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));
     if (type == "Dense")
       return nn::dense(size_field(j, "in_features", index, file), size_field(j, "out_features", index, file),
                        init_field(j, index, file));
@@ -161,6 +174,7 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
     throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) + ": " + e.what());
   }
   if (type == "Flatten") return nn::flatten{};
+  if (type == "GlobalAveragePooling2D") return nn::global_avgpool2d{};
   if (type == "ReLU") return nn::relu{};
   if (type == "Sigmoid") return nn::sigmoid{};
   if (type == "Tanh") return nn::tanh{};
