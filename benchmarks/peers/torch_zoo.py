@@ -48,6 +48,8 @@ def build(layers):
             out.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
         elif kind == "Dropout":
             out.append(torch.nn.Dropout(l["p"]))
+        elif kind == "Softmax":
+            out.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":
             out.append(torch.nn.Linear(l["in_features"], l["out_features"]))
         elif kind == "Flatten":

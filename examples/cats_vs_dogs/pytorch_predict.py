@@ -33,6 +33,8 @@ def build(arch):
             layers.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
         elif kind == "Dropout":
             layers.append(torch.nn.Dropout(l["p"]))
+        elif kind == "Softmax":
+            layers.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":
             layers.append(torch.nn.Linear(l["in_features"], l["out_features"]))
         elif kind == "Flatten":

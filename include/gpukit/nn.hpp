@@ -19,5 +19,6 @@
 #include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/precision.hpp"
 #include "gpukit/nn/sequential.hpp"
+#include "gpukit/nn/softmax.hpp"
 #include "gpukit/nn/summary.hpp"
 #include "gpukit/nn/tensor.hpp"

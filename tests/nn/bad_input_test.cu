@@ -113,6 +113,9 @@ void check_layer_refusals(Side& side) {
       [&] { nn::global_avgpool2d_forward(exec, x, pool_out); },
       {"gpukit::nn::global_avgpool2d_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 1, 1)"});
   require_all(side, pool_out, -5.0f);
+  bad_input<invalid>("gpukit::nn::softmax_forward", "'y'", "wrong shape",
+      [&] { nn::softmax_forward(exec, x, pool_out); },
+      {"gpukit::nn::softmax_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 8, 8)"});
   bad_input<invalid>("gpukit::nn::dropout_forward", "'y'", "wrong shape",
       [&] { nn::dropout_forward(exec, nn::dropout(0.5f), nn::dropout_key{}, x, pool_out); },
       {"gpukit::nn::dropout_forward", "'y' has shape (2, 3, 4, 4), expected (2, 3, 8, 8)"});

@@ -21,6 +21,18 @@ using namespace nn_test;
 using gpukit::cuda_executor;
 using gpukit::memory_space;
 
+namespace gpu_test_kernels {
+/// cuRAND's Philox4_32_10: curand_init(seed, subsequence, offset) then curand4(), per case.
+__global__ void curand_philox_blocks(const unsigned long long* seeds, const unsigned long long* steps,
+                                     const unsigned long long* groups, uint4* out, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= n) return;
+  curandStatePhilox4_32_10_t state;
+  curand_init(seeds[i], steps[i], 4 * groups[i], &state);
+  out[i] = curand4(&state);
+}
+}  // namespace gpu_test_kernels
+
 namespace {
 
 constexpr double tolerance = 1e-4;
@@ -199,22 +211,11 @@ TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][
   auto gx = g.upload(x, in), gy = g.zeros<float>(out), gdy = g.upload(dy, out), gdx = g.zeros<float>(in);
   nn::global_avgpool2d_forward(g.exec, gx, gy);
   nn::global_avgpool2d_backward(g.exec, gdy, gdx);
-  const std::vector<double> got = g.download(gy.span());
-  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(std::fabs(got[i] - y[i]) <= (36.0 / 32 + 6) * 0x1p-24 * 2);
+  const std::vector<double> got = g.download(gy.span()),
+                            ref = reference_avgpool(avgpool_case{in, nn::avgpool2d(6)}, x);  // 36: the warp path
+  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(std::fabs(got[i] - ref[i]) <= (36.0 / 32 + 6) * 0x1p-24);
   CHECK(g.download(gdx.span()) == to_double(dx));
 }
-
-namespace {
-/// cuRAND's Philox4_32_10: curand_init(seed, subsequence, offset) then curand4(), per case.
-__global__ void curand_philox_blocks(const unsigned long long* seeds, const unsigned long long* steps,
-                                     const unsigned long long* groups, uint4* out, int n) {
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= n) return;
-  curandStatePhilox4_32_10_t state;
-  curand_init(seeds[i], steps[i], 4 * groups[i], &state);
-  out[i] = curand4(&state);
-}
-}  // namespace
 
 TEST_CASE("dropout's Philox4x32-10 is cuRAND's, and the GPU draws the CPU's masks", "[gpu][nn][dropout]") {
   gpu g;
@@ -233,7 +234,7 @@ TEST_CASE("dropout's Philox4x32-10 is cuRAND's, and the GPU draws the CPU's mask
   dt.copy_from_host(steps, g.stream.view());
   dg.copy_from_host(groups, g.stream.view());
   gpukit::device_buffer<uint4> dout(seeds.size(), g.stream.view());
-  curand_philox_blocks<<<1, 64, 0, g.stream.view().value()>>>(ds.data(), dt.data(), dg.data(), dout.data(), n);
+  gpu_test_kernels::curand_philox_blocks<<<1, 64, 0, g.stream.view().value()>>>(ds.data(), dt.data(), dg.data(), dout.data(), n);
   std::vector<uint4> got(seeds.size());
   dout.copy_to_host(gpukit::make_host_span(got), g.stream.view());
   for (int i = 0; i < n; ++i) {
@@ -295,6 +296,24 @@ TEST_CASE("dropout in a captured training step draws a fresh mask at every repla
   CHECK(eager.dropout_step() == 3);
   CHECK(on_cpu.dropout_step() == 3);
   CHECK(g.download(replayed.parameters()) == g.download(eager.parameters()));
+}
+
+TEST_CASE("softmax on the GPU equals the CPU's per-pixel function within the exponential's rounding",
+          "[gpu][nn][softmax]") {
+  gpu g;
+  for (const shape4 s : {shape4{257, 10, 1, 1}, shape4{3, 7, 5, 9}, shape4{2, 1000, 1, 1}}) {
+    CAPTURE(nn::to_string(s));
+    const std::vector<float> x = random_vector<float>(s.size(), -8, 8, 231), dy = random_vector<float>(s.size(), -1, 1, 232);
+    std::vector<float> y(x.size()), dx(x.size());
+    nn::softmax_forward(cpu, view(x, s), view(y, s));
+    nn::softmax_backward(cpu, view(y, s), view(dy, s), view(dx, s));
+    auto gx = g.upload(x, s), gy = g.zeros<float>(s), gdy = g.upload(dy, s), gdx = g.zeros<float>(s);
+    nn::softmax_forward(g.exec, gx, gy);
+    nn::softmax_backward(g.exec, gy, gdy, gdx);
+    // expf on the device and std::exp on the host may differ by an ulp or two.
+    require_relative(g.download(gy.span()), to_double(y), 1e-6, "y");
+    require_relative(g.download(gdx.span()), to_double(dx), 1e-5, "dx");
+  }
 }
 
 TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the seed's shapes included", "[gpu][nn][dense]") {

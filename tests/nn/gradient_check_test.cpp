@@ -246,6 +246,46 @@ TEST_CASE("dropout: the mask is a function of its key, kept elements scaled, bac
   CHECK(y == x);  // p = 0: every element kept, scale 1
 }
 
+// ---- softmax -----------------------------------------------------------------------------
+
+TEST_CASE("softmax: each pixel's channels sum to one, backward matches central differences", "[nn][softmax]") {
+  for (const shape4 s : {shape4{3, 5, 1, 1}, shape4{2, 4, 3, 5}, shape4{2, 1, 2, 2}}) {
+    CAPTURE(nn::to_string(s));
+    std::vector<double> x = random_vector(s.size(), -3, 3, 61);
+    x[0] = 700;  // no overflow: the maximum is subtracted first
+    const std::vector<double> r = random_vector(s.size(), -1, 1, 62);
+    std::vector<double> y(x.size());
+    const auto forward = [&] {
+      nn::softmax_forward(cpu, view(x, s), view(y, s));
+      return dot(r, y);
+    };
+    forward();
+    const std::size_t plane = s.h * s.w;
+    for (std::size_t n = 0; n < s.n; ++n)
+      for (std::size_t q = 0; q < plane; ++q) {
+        double m = -INFINITY, z = 0, sum = 0;
+        for (std::size_t k = 0; k < s.c; ++k) m = std::max(m, x[(n * s.c + k) * plane + q]);
+        for (std::size_t k = 0; k < s.c; ++k) z += std::exp(x[(n * s.c + k) * plane + q] - m);
+        for (std::size_t k = 0; k < s.c; ++k) {
+          const std::size_t i = (n * s.c + k) * plane + q;
+          REQUIRE(y[i] == Approx(std::exp(x[i] - m) / z).epsilon(1e-14));
+          sum += y[i];
+        }
+        REQUIRE(sum == Approx(1.0).epsilon(1e-14));
+      }
+    std::vector<double> dx(x.size(), 5.0);
+    nn::softmax_backward(cpu, view(y, s), view(r, s), view(dx, s));
+    x[0] = 0.5;  // central differences need a point where the softmax is not saturated
+    forward();
+    nn::softmax_backward(cpu, view(y, s), view(r, s), view(dx, s));
+    require_gradient(dx, numeric_gradient(x, forward), "dx");
+    forward();  // y of x itself again (the differences left it at a neighbour)
+    std::vector<double> in_place = r;  // dx may alias dy
+    nn::softmax_backward(cpu, view(y, s), view(in_place, s), view(in_place, s));
+    CHECK(in_place == dx);
+  }
+}
+
 // ---- dense -------------------------------------------------------------------------------
 
 TEST_CASE("dense: forward matches the plain loops, backward matches central differences", "[nn][dense]") {

@@ -431,6 +431,52 @@ TEST_CASE("bad optimizer settings are typed errors naming the setting", "[nn][op
   rejects(nn::adamw(0.5f, 2.0f), "'weight_decay'");  // lr·λ = 1: AdamW would zero the weights
 }
 
+TEST_CASE("a final softmax gives probabilities; with softmax cross-entropy the loss reads its logits",
+          "[nn][model][softmax]") {
+  using model = nn::sequential<cpu_executor, double>;
+  const auto build = [](bool with_softmax) {
+    model m(cpu, 2, 3, 3);
+    m.add(nn::conv2d(2, 3, 2)).add(nn::relu{}).add(nn::flatten{}).add(nn::dense(12, 4));
+    if (with_softmax) m.add(nn::softmax{});
+    m.compile(3, nn::softmax_crossentropy{}, nn::sgd{}, 8);
+    return m;
+  };
+  model soft = build(true), logits = build(false);
+  CHECK(soft.plan() == "conv2d+relu | flatten | dense | softmax (loss on logits)");
+  CHECK(soft.summary().find("one thread per pixel") == std::string::npos);  // the CPU's path
+  CHECK(soft.summary().find("CPU loop over pixels") != std::string::npos);
+  const shape4 xs = soft.input_shape(3), ys = soft.output_shape(3);
+  const std::vector<double> x = random_vector(xs.size(), -1, 1, 95);
+  const std::vector<double> y = {0, 1, 0, 0, 0.25, 0.25, 0.5, 0, 0, 0, 0, 1};
+  const auto p = soft.forward(view(x, xs));
+  const auto z = logits.forward(view(x, xs));
+  for (std::size_t n = 0; n < 3; ++n) {
+    double m = -INFINITY, sum = 0;
+    for (std::size_t k = 0; k < 4; ++k) m = std::max(m, z.data[n * 4 + k]);
+    for (std::size_t k = 0; k < 4; ++k) sum += std::exp(z.data[n * 4 + k] - m);
+    for (std::size_t k = 0; k < 4; ++k)
+      REQUIRE(p.data[n * 4 + k] == Approx(std::exp(z.data[n * 4 + k] - m) / sum).epsilon(1e-14));
+  }
+  // The same loss and gradients as the model that ends at the logits.
+  CHECK(soft.evaluate(view(x, xs), view(y, ys)) == logits.evaluate(view(x, xs), view(y, ys)));
+  logits.zero_grad();
+  (void)logits.forward(view(x, xs));
+  logits.backward(view(y, ys));
+  soft.zero_grad();
+  (void)soft.forward(view(x, xs));
+  soft.backward(view(y, ys));
+  CHECK(std::vector<double>(soft.gradients().begin(), soft.gradients().end()) ==
+        std::vector<double>(logits.gradients().begin(), logits.gradients().end()));
+  check_model_gradients(soft, 3, y);  // (ends with a training step)
+
+  // A softmax in the middle is differentiated through.
+  model mid(cpu, 6, 1, 1);
+  mid.add(nn::dense(6, 5)).add(nn::softmax{}).add(nn::dense(5, 2));
+  mid.compile(2, nn::mean_squared_error{}, nn::sgd{}, 3);
+  CHECK(mid.plan() == "dense | softmax | dense_1");
+  check_model_gradients(mid, 2, {0.5, -1, 2, 0});
+}
+
 TEST_CASE("dropout in a model: inference passes through, training draws a mask per step, the step replays",
           "[nn][model][dropout]") {
   nn::sequential<cpu_executor, double> m(cpu, 12, 1, 1);

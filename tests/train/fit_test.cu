@@ -209,6 +209,18 @@ TEST_CASE("fit: without a validation set the history's val_* are NaN, one row pe
   history_matches_the_progress_lines(h, log.str(), false);
 }
 
+TEST_CASE("predict: always in inference, dropout or not, and the model's mode left as it was", "[train][fit]") {
+  nn::sequential<cpu_executor> model(cpu, 3, image_size, image_size);
+  model.add(nn::conv2d(3, 4, 3, 1, 1)).add(nn::relu{}).add(nn::global_avgpool2d{}).add(nn::dropout(0.5f));
+  model.add(nn::dense(4, 1)).add(nn::sigmoid{});
+  model.compile(16, nn::binary_crossentropy{}, nn::adam{}, 4);
+  const std::vector<float> plain = train::predict(model, data().test);
+  model.set_training(true);
+  CHECK(train::predict(model, data().test) == plain);
+  CHECK(model.training());
+  CHECK(model.dropout_step() == 0);  // no training pass ran
+}
+
 namespace {
 
 /// Equal value for value, NaN equal to NaN.

@@ -17,6 +17,8 @@
 //                                                      takes a flat (n, in, 1, 1) input
 //   nn::flatten{}                                     (n, c, h, w) -> (n, c·h·w, 1, 1)
 //   nn::relu{}, nn::sigmoid{}, nn::tanh{}
+//   nn::softmax{}                                     over the channels of each pixel (the
+//                                                      features of a dense output)
 //   nn::dropout(p = 0.5)                              training: each element zeroed with
 //                                                      probability p, the others scaled by
 //                                                      1 / (1 - p); inference: the identity
@@ -214,6 +216,11 @@ struct tanh {
   shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
 };
 
+/// Softmax over the channels of each pixel (softmax.hpp).
+struct softmax {
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
+};
+
 /// Dropout (see dropout.hpp for the mask): p in [0, 1).
 struct dropout {
   float p = 0.5f;
@@ -232,13 +239,13 @@ struct dropout {
 };
 
 using layer =
-    std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout>;
+    std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout, softmax>;
 
 /// Keras' class name of the layer: "Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", ...
 inline const char* layer_type_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense",           "Flatten",
                                           "ReLU",   "Sigmoid",      "Tanh",            "AveragePooling2D",
-                                          "GlobalAveragePooling2D", "Dropout"};
+                                          "GlobalAveragePooling2D", "Dropout", "Softmax"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
@@ -247,7 +254,7 @@ inline const char* layer_base_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"conv2d",  "max_pooling2d", "dense",
                                           "flatten", "relu",          "sigmoid",
                                           "tanh",    "average_pooling2d", "global_average_pooling2d",
-                                          "dropout"};
+                                          "dropout", "softmax"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }

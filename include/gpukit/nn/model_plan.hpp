@@ -11,8 +11,8 @@
 // - conv2d [+ activation] [+ maxpool2d] is one stage (pool windows up to 16x16 fuse);
 // - dense [+ activation] is one stage; flatten costs nothing (it views its input);
 // - an average pool (global or windowed) and a dropout are stages of their own;
-// - a final sigmoid with binary_crossentropy is evaluated from the logits (the stable form),
-//   so the loss gradient skips the sigmoid;
+// - a final sigmoid with binary_crossentropy, or a final softmax with softmax_crossentropy,
+//   is evaluated from the logits (the stable form), so the loss gradient skips it;
 // - backward, a dense or conv stage's input gradient multiplies by the slope of the
 //   activation of the dense or conv stage before it (through a flatten), so that stage's
 //   backward pass skips its activation: one elementwise pass fewer per such pair;
@@ -32,6 +32,7 @@
 #include "gpukit/nn/loss.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
 #include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/softmax.hpp"
 #include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/tensor.hpp"
 
@@ -45,7 +46,7 @@
 
 namespace gpukit::nn {
 
-enum class stage_kind { conv, pool, dense, act, flatten, avgpool, dropout };
+enum class stage_kind { conv, pool, dense, act, flatten, avgpool, dropout, softmax };
 
 /// One fused pass: a conv block, a max pool, a dense layer (+ activation), an activation, an
 /// average pool (global pooling is one whose window is the plane) or a flatten (no work: it
@@ -111,6 +112,7 @@ struct batch_plan {
     pool_path pool;      // pool stages
     avgpool_path avg;    // avgpool stages
     dropout_path drop;   // dropout stages
+    softmax_path soft;   // softmax stages
     bool adam_fused = false;  // dense: applies Adam in its backward kernel
   };
   std::vector<stage_paths> stages;
@@ -197,6 +199,7 @@ class model_plan {
       case stage_kind::pool: return bp.stages[i].pool.describe();
       case stage_kind::avgpool: return bp.stages[i].avg.describe();
       case stage_kind::dropout: return bp.stages[i].drop.describe();
+      case stage_kind::softmax: return bp.stages[i].soft.describe();
       case stage_kind::act: return target_.gpu ? "elementwise (cub::DeviceTransform)" : "elementwise (OpenMP)";
       default: return "a view: no work";
     }
@@ -246,6 +249,8 @@ class model_plan {
       } else if (const auto* ga = std::get_if<global_avgpool2d>(&l)) {
         st.kind = stage_kind::avgpool;
         st.avg = ga->as_avgpool(in);
+      } else if (std::holds_alternative<softmax>(l)) {
+        st.kind = stage_kind::softmax;
       } else if (const auto* d = std::get_if<dropout>(&l)) {
         st.kind = stage_kind::dropout;
         st.drop = *d;
@@ -267,8 +272,9 @@ class model_plan {
       params_before = params_before || st.has_params;
     }
     stage_plan& last = stages_.back();
-    last.loss_takes_logits = std::holds_alternative<binary_crossentropy>(loss_) && last.act == activation::sigmoid &&
-                             (last.kind == stage_kind::dense || last.kind == stage_kind::act);
+    last.loss_takes_logits = (std::holds_alternative<binary_crossentropy>(loss_) && last.act == activation::sigmoid &&
+                              (last.kind == stage_kind::dense || last.kind == stage_kind::act)) ||
+                             (std::holds_alternative<softmax_crossentropy>(loss_) && last.kind == stage_kind::softmax);
     // A conv or dense stage's input-gradient product can multiply, in its epilogue, by the
     // slope of the activation that produced its input: one elementwise pass fewer.
     for (std::size_t i = 1; i < stages_.size(); ++i) {
@@ -343,6 +349,8 @@ class model_plan {
         sp.avg = choose_avgpool_path(st.pool_geometry(batch), target_);
       } else if (st.kind == stage_kind::dropout) {
         sp.drop = choose_dropout_path(target_);
+      } else if (st.kind == stage_kind::softmax) {
+        sp.soft = choose_softmax_path(target_);
       } else if (st.kind == stage_kind::dense) {
         detail::dense_context c;
         c.aligned16 = i != first_reader || input_aligned;

@@ -25,6 +25,7 @@
 #include "gpukit/nn/maxpool2d.hpp"
 #include "gpukit/nn/model_plan.hpp"
 #include "gpukit/nn/optimizer.hpp"
+#include "gpukit/nn/softmax.hpp"
 #include "gpukit/nn/tensor.hpp"
 
 #include <cstdint>
@@ -148,6 +149,9 @@ class model_runner {
         case stage_kind::dropout:
           queue_dropout(i, in, out, batch);
           break;
+        case stage_kind::softmax:
+          detail::softmax_forward_impl(run_exec_, detail::make_softmax_geometry(st.out.with_batch(batch)), in, out);
+          break;
         case stage_kind::dense:
           detail::dense_forward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, weights_of(st),
                                      bias_of(st), out, st.act,
@@ -172,10 +176,10 @@ class model_runner {
     const T* pred = stage_output(last, x);
     T* grad = with_grad ? stage_grad(static_cast<std::ptrdiff_t>(last)) : nullptr;
     if (st.loss_takes_logits) {
-      k = detail::loss_kind::bce_logits;
+      if (k == detail::loss_kind::bce) k = detail::loss_kind::bce_logits;  // softmax_ce takes logits as it is
       if (st.kind == stage_kind::dense) {
         pred = buffers_[last].logits.data();
-      } else {  // a separate sigmoid: the loss reads its input, and its gradient skips it
+      } else {  // a separate sigmoid or softmax: the loss reads its input, and its gradient skips it
         pred = stage_input(last, x);
         grad = with_grad ? stage_grad(static_cast<std::ptrdiff_t>(last) - 1) : nullptr;
       }
@@ -201,7 +205,7 @@ class model_runner {
     }
     for (std::size_t i = end; i-- > 0;) {
       const stage_plan& st = stages[i];
-      if (st.kind == stage_kind::flatten || (st.loss_takes_logits && st.kind == stage_kind::act)) continue;
+      if (st.kind == stage_kind::flatten || (st.loss_takes_logits && st.kind != stage_kind::dense)) continue;
       const T* in = stage_input(i, x);
       const T* dy = stage_grad(static_cast<std::ptrdiff_t>(i));
       T* dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(i) - 1) : nullptr;
@@ -226,6 +230,11 @@ class model_runner {
           break;
         case stage_kind::dropout:
           if (dx != nullptr) queue_dropout(i, dy, dx, batch);
+          break;
+        case stage_kind::softmax:
+          if (dx != nullptr)
+            detail::softmax_backward_impl(run_exec_, detail::make_softmax_geometry(st.out.with_batch(batch)),
+                                          buffers_[i].out.data(), dy, dx);
           break;
         case stage_kind::dense: {
           detail::dense_backward_extras<T> extra = dense_extras(st, dx, accumulate);

@@ -353,9 +353,10 @@ evaluation evaluate(nn::sequential<Exec>& model, const image_set& set, std::size
   return detail::evaluate_impl(model.executor(), model, set, batch_size, rescale);
 }
 
-/// The model's outputs (probabilities after a final sigmoid) for `pixels`: whole uint8
-/// images of the model's input shape, NHWC (height × width × channels bytes each),
-/// rescaled by `rescale`; returns images × outputs floats. GPU: waits for the results.
+/// The model's outputs (probabilities after a final sigmoid or softmax) for `pixels`: whole
+/// uint8 images of the model's input shape, NHWC (height × width × channels bytes each),
+/// rescaled by `rescale`; returns images × outputs floats. Always in inference (dropout
+/// passes its input on), whatever set_training() says. GPU: waits for the results.
 template <class Exec>
 std::vector<float> predict(nn::sequential<Exec>& model, host_span<const std::uint8_t> pixels,
                            float rescale = 1.0f / 255.0f) {
@@ -367,6 +368,12 @@ std::vector<float> predict(nn::sequential<Exec>& model, host_span<const std::uin
                               " bytes, not a whole number of images of the model's input " +
                               nn::sample_string(model.input_shape()) + " (" + std::to_string(image_bytes) + " bytes each)");
   if (pixels.empty()) return {};
+  struct inference_scope {  // the model's mode restored however predict leaves
+    nn::sequential<Exec>& m;
+    bool was;
+    ~inference_scope() { m.set_training(was); }
+  } scope{model, model.training()};
+  model.set_training(false);
   return detail::predict_impl(model.executor(), model, pixels, rescale);
 }
 

@@ -178,6 +178,7 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
   if (type == "ReLU") return nn::relu{};
   if (type == "Sigmoid") return nn::sigmoid{};
   if (type == "Tanh") return nn::tanh{};
+  if (type == "Softmax") return nn::softmax{};
   throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
                                    " has an unknown type '" + type + "'");
 }
