@@ -141,7 +141,8 @@ void dropout_checked(const Exec& exec, const char* where, const char* in_name, c
 }  // namespace detail
 
 /// How dropout runs: one elementwise pass, one Philox block per four elements, the mask
-/// recomputed in the backward pass (nothing stored), and in inference a plain copy.
+/// recomputed in the backward pass (nothing stored); in inference the same pass keeps every
+/// element at scale 1 (an exact copy, the draws computed and unused).
 struct dropout_path {
   bool on_gpu = false;
   std::string describe() const {
