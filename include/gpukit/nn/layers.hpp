@@ -22,6 +22,15 @@
 //   nn::dropout(p = 0.5)                              training: each element zeroed with
 //                                                      probability p, the others scaled by
 //                                                      1 / (1 - p); inference: the identity
+//   nn::batchnorm2d(channels, eps = 1e-5, momentum = 0.1)
+//                                                      per channel over (n, h, w): the batch's
+//                                                      mean and variance in training (and the
+//                                                      running estimates updated), the running
+//                                                      estimates in inference; then weight·x̂ +
+//                                                      bias (torch.nn.BatchNorm2d)
+//   nn::batchnorm1d(features, eps = 1e-5, momentum = 0.1)
+//                                                      the same over a flat (n, f, 1, 1) input
+//                                                      (torch.nn.BatchNorm1d)
 //
 // Constructors reject zero sizes and strides (std::invalid_argument naming the argument);
 // output_shape() rejects inputs the layer cannot take, naming the layer, the argument and
@@ -238,14 +247,68 @@ struct dropout {
   }
 };
 
-using layer =
-    std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout, softmax>;
+/// Batch normalisation over the channels (see batchnorm.hpp): `dims` 2 takes any (n, c, h, w)
+/// input (BatchNorm2d), 1 a flat (n, f, 1, 1) one (BatchNorm1d). Parameters: weight (c),
+/// initialised to one, then bias (c), zero; the running mean and variance are the model's
+/// state beside them. momentum as PyTorch's: running = (1 - momentum)·running + momentum·batch.
+struct batchnorm {
+  std::size_t features = 0;
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+  int dims = 2;
+
+  batchnorm(std::size_t features_, float eps_ = 1e-5f, float momentum_ = 0.1f, int dims_ = 2)
+      : features(features_), eps(eps_), momentum(momentum_), dims(dims_) {
+    validate();
+  }
+
+  std::size_t weight_count() const noexcept { return features; }
+  std::size_t bias_count() const noexcept { return features; }
+  std::size_t parameter_count() const noexcept { return 2 * features; }
+  const char* where() const noexcept { return dims == 1 ? "gpukit::nn::batchnorm1d" : "gpukit::nn::batchnorm2d"; }
+
+  shape4 output_shape(const shape4& in, const std::string& who = {}) const {
+    validate();
+    const std::string w = who.empty() ? where() : who;
+    if (dims == 1)
+      detail::require(in.h == 1 && in.w == 1, w.c_str(),
+                      "needs a flat input (None, " + std::to_string(features) + ", 1, 1), got " + sample_string(in) +
+                          ": add a flatten layer before it, or use batchnorm2d");
+    detail::require(in.c == features, w.c_str(),
+                    "argument '" + std::string(dims == 1 ? "features" : "channels") + "' = " + std::to_string(features) +
+                        " does not match the input's " + std::to_string(in.c) + " channels (input shape " +
+                        sample_string(in) + ")");
+    return in;
+  }
+
+ private:
+  void validate() const {
+    detail::require_positive(features, where(), dims == 1 ? "features" : "channels");
+    detail::require(eps > 0.0f && eps < 1e30f, where(), "argument 'eps' = " + std::to_string(eps) + " must be positive and finite");
+    detail::require(momentum >= 0.0f && momentum <= 1.0f, where(),
+                    "argument 'momentum' = " + std::to_string(momentum) + " must lie in [0, 1]");
+    detail::require(dims == 1 || dims == 2, "gpukit::nn::batchnorm",
+                    "argument 'dims' = " + std::to_string(dims) + " must be 1 or 2");
+  }
+};
+
+/// torch.nn.BatchNorm2d(channels, eps, momentum).
+inline batchnorm batchnorm2d(std::size_t channels, float eps = 1e-5f, float momentum = 0.1f) {
+  return batchnorm(channels, eps, momentum, 2);
+}
+/// torch.nn.BatchNorm1d(features, eps, momentum) on a flat input.
+inline batchnorm batchnorm1d(std::size_t features, float eps = 1e-5f, float momentum = 0.1f) {
+  return batchnorm(features, eps, momentum, 1);
+}
+
+using layer = std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout,
+                           softmax, batchnorm>;
 
 /// Keras' class name of the layer: "Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", ...
 inline const char* layer_type_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense",           "Flatten",
                                           "ReLU",   "Sigmoid",      "Tanh",            "AveragePooling2D",
-                                          "GlobalAveragePooling2D", "Dropout", "Softmax"};
+                                          "GlobalAveragePooling2D", "Dropout", "Softmax", "BatchNormalization"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
@@ -254,7 +317,7 @@ inline const char* layer_base_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"conv2d",  "max_pooling2d", "dense",
                                           "flatten", "relu",          "sigmoid",
                                           "tanh",    "average_pooling2d", "global_average_pooling2d",
-                                          "dropout", "softmax"};
+                                          "dropout", "softmax", "batch_normalization"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
@@ -262,6 +325,7 @@ inline const char* layer_base_name(const layer& l) noexcept {
 inline std::size_t parameter_count(const layer& l) noexcept {
   if (const auto* c = std::get_if<conv2d>(&l)) return c->parameter_count();
   if (const auto* d = std::get_if<dense>(&l)) return d->parameter_count();
+  if (const auto* b = std::get_if<batchnorm>(&l)) return b->parameter_count();
   return 0;
 }
 

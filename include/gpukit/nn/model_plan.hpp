@@ -11,6 +11,7 @@
 // - conv2d [+ activation] [+ maxpool2d] is one stage (pool windows up to 16x16 fuse);
 // - dense [+ activation] is one stage; flatten costs nothing (it views its input);
 // - an average pool (global or windowed) and a dropout are stages of their own;
+// - batchnorm [+ activation] is one stage (its parameters: weight, then bias);
 // - a final sigmoid with binary_crossentropy, or a final softmax with softmax_crossentropy,
 //   is evaluated from the logits (the stable form), so the loss gradient skips it;
 // - backward, a dense or conv stage's input gradient multiplies by the slope of the
@@ -25,6 +26,7 @@
 
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/avgpool2d.hpp"
+#include "gpukit/nn/batchnorm.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/dropout.hpp"
@@ -46,7 +48,7 @@
 
 namespace gpukit::nn {
 
-enum class stage_kind { conv, pool, dense, act, flatten, avgpool, dropout, softmax };
+enum class stage_kind { conv, pool, dense, act, flatten, avgpool, dropout, softmax, batchnorm };
 
 /// One fused pass: a conv block, a max pool, a dense layer (+ activation), an activation, an
 /// average pool (global pooling is one whose window is the plane) or a flatten (no work: it
@@ -58,6 +60,7 @@ struct stage_plan {
   std::optional<maxpool2d> pool;
   std::optional<avgpool2d> avg;  // avgpool stages (global pooling as its plane-sized window)
   std::optional<dropout> drop;   // dropout stages
+  std::optional<batchnorm> bn;   // batchnorm stages
   std::optional<dense> fc;
   activation act = activation::none;
   shape4 in{}, out{};  // one sample
@@ -93,10 +96,16 @@ struct stage_plan {
     g.n = static_cast<int>(batch);
     return g;
   }
+  detail::batchnorm_geometry batchnorm_geometry(std::size_t batch) const {
+    detail::batchnorm_geometry g = bg_;
+    g.n = static_cast<int>(batch);
+    return g;
+  }
 
   detail::conv_geometry cg_{};
   detail::pool_geometry pg_{};
   detail::dense_geometry dg_{};
+  detail::batchnorm_geometry bg_{};
 };
 
 /// The parameter slices of one layer (zero counts for layers without parameters).
@@ -113,6 +122,7 @@ struct batch_plan {
     avgpool_path avg;    // avgpool stages
     dropout_path drop;   // dropout stages
     softmax_path soft;   // softmax stages
+    batchnorm_path bn;   // batchnorm stages
     bool adam_fused = false;  // dense: applies Adam in its backward kernel
   };
   std::vector<stage_paths> stages;
@@ -152,6 +162,13 @@ class model_plan {
     for (const auto& st : stages_)
       if (st.kind == stage_kind::dropout) return true;
     return false;
+  }
+  /// The smallest batch a training step takes: 2 when a batch norm sees one value per
+  /// channel per sample (a flat input), as the batch variance needs two values; else 1.
+  std::size_t min_training_batch() const noexcept {
+    for (const auto& st : stages_)
+      if (st.kind == stage_kind::batchnorm && st.in.h * st.in.w == 1) return 2;
+    return 1;
   }
   std::size_t max_batch() const noexcept { return max_batch_; }
   const path_target& target() const noexcept { return target_; }
@@ -200,6 +217,7 @@ class model_plan {
       case stage_kind::avgpool: return bp.stages[i].avg.describe();
       case stage_kind::dropout: return bp.stages[i].drop.describe();
       case stage_kind::softmax: return bp.stages[i].soft.describe();
+      case stage_kind::batchnorm: return bp.stages[i].bn.describe();
       case stage_kind::act: return target_.gpu ? "elementwise (cub::DeviceTransform)" : "elementwise (OpenMP)";
       default: return "a view: no work";
     }
@@ -249,6 +267,12 @@ class model_plan {
       } else if (const auto* ga = std::get_if<global_avgpool2d>(&l)) {
         st.kind = stage_kind::avgpool;
         st.avg = ga->as_avgpool(in);
+      } else if (const auto* b = std::get_if<batchnorm>(&l)) {
+        st.kind = stage_kind::batchnorm;
+        take_activation();
+        st.bn = *b;
+        st.has_params = true;
+        st.w_count = b->weight_count(), st.b_count = b->bias_count();
       } else if (std::holds_alternative<softmax>(l)) {
         st.kind = stage_kind::softmax;
       } else if (const auto* d = std::get_if<dropout>(&l)) {
@@ -301,6 +325,8 @@ class model_plan {
         st.pg_ = detail::make_avgpool_geometry(*st.avg, in_b, who);
       } else if (st.kind == stage_kind::dense) {
         st.dg_ = detail::make_dense_geometry(*st.fc, in_b, who);
+      } else if (st.kind == stage_kind::batchnorm) {
+        st.bg_ = detail::make_batchnorm_geometry(*st.bn, in_b, st.act, who);
       }
     }
   }
@@ -351,6 +377,8 @@ class model_plan {
         sp.drop = choose_dropout_path(target_);
       } else if (st.kind == stage_kind::softmax) {
         sp.soft = choose_softmax_path(target_);
+      } else if (st.kind == stage_kind::batchnorm) {
+        sp.bn = choose_batchnorm_path(st.batchnorm_geometry(batch), target_);
       } else if (st.kind == stage_kind::dense) {
         detail::dense_context c;
         c.aligned16 = i != first_reader || input_aligned;

@@ -17,6 +17,7 @@
 #include "gpukit/core/workspace.hpp"
 #include "gpukit/nn/activation.hpp"
 #include "gpukit/nn/avgpool2d.hpp"
+#include "gpukit/nn/batchnorm.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/dropout.hpp"
@@ -28,6 +29,7 @@
 #include "gpukit/nn/softmax.hpp"
 #include "gpukit/nn/tensor.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,6 +52,11 @@ class model_runner {
     std::vector<T> host(plan_.parameter_total(), T(0));
     for (const auto& st : stages) {
       if (!st.has_params) continue;
+      if (st.bn) {  // batch norm: weight one, bias zero (PyTorch's reset_parameters)
+        std::fill(host.begin() + static_cast<std::ptrdiff_t>(st.w_off),
+                  host.begin() + static_cast<std::ptrdiff_t>(st.w_off + st.w_count), T(1));
+        continue;
+      }
       const init kind = st.conv ? st.conv->conv.weight_init : st.fc->weight_init;
       const std::size_t fan_in = st.conv ? st.conv->conv.fan_in() : st.fc->fan_in();
       const std::size_t fan_out = st.conv ? st.conv->conv.fan_out() : st.fc->fan_out();
@@ -74,6 +81,7 @@ class model_runner {
     for (std::size_t i = 0; i < stages.size(); ++i)  // each layer its own stream of masks
       if (stages[i].drop) dropout_params_[i] = detail::make_dropout_params(*stages[i].drop, seed, static_cast<std::uint32_t>(stages[i].first_layer));
     dropout_step_ = make_buffer<std::uint64_t>(exec_, 1, zero_init);
+    allocate_batchnorm_state();
     if constexpr (is_gpu_executor_v<Exec>) {  // the kernels borrow scratch from the model's workspace
       scratch_ = std::make_unique<workspace>(exec_.stream(), plan_.scratch_bytes());
       run_exec_ = cuda_executor(exec_.stream(), *scratch_);
@@ -151,6 +159,10 @@ class model_runner {
           break;
         case stage_kind::softmax:
           detail::softmax_forward_impl(run_exec_, detail::make_softmax_geometry(st.out.with_batch(batch)), in, out);
+          break;
+        case stage_kind::batchnorm:
+          detail::batchnorm_forward_impl(run_exec_, st.batchnorm_geometry(batch), bp.stages[i].bn, training, in,
+                                         batchnorm_state(i), out);
           break;
         case stage_kind::dense:
           detail::dense_forward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, weights_of(st),
@@ -231,6 +243,10 @@ class model_runner {
         case stage_kind::dropout:
           if (dx != nullptr) queue_dropout(i, dy, dx, batch);
           break;
+        case stage_kind::batchnorm:
+          detail::batchnorm_backward_impl(run_exec_, st.batchnorm_geometry(batch), bp.stages[i].bn, training_, accumulate,
+                                          in, buffers_[i].out.data(), dy, batchnorm_state(i), dw, db, dx);
+          break;
         case stage_kind::softmax:
           if (dx != nullptr)
             detail::softmax_backward_impl(run_exec_, detail::make_softmax_geometry(st.out.with_batch(batch)),
@@ -287,11 +303,68 @@ class model_runner {
     copy_from_host(exec_, dropout_step_, host_span<const std::uint64_t>(&s, 1));
   }
 
+  /// A batch-norm layer's running mean and variance (c each, the executor's memory) and its
+  /// count of training batches; null for other layers.
+  T* running_mean(std::size_t layer) noexcept {
+    const auto st = bn_stage(layer);
+    return st ? bn_running_.data() + bn_offset_[*st] : nullptr;
+  }
+  T* running_var(std::size_t layer) noexcept {
+    const auto st = bn_stage(layer);
+    return st ? bn_running_.data() + bn_offset_[*st] + plan_.stages()[*st].bn->features : nullptr;
+  }
+  std::int64_t* batches_tracked(std::size_t layer) noexcept {
+    const auto st = bn_stage(layer);
+    return st ? bn_tracked_.data() + *st : nullptr;
+  }
+
  private:
   struct stage_buffers {
     buffer<T> out, grad, logits;
+    buffer<T> saved;  // batch norm: the statistics and coefficients of the last pass
     buffer<std::int32_t> argmax;
   };
+
+  /// Running estimates (mean 0, variance 1: PyTorch's start) of every batch norm in one
+  /// buffer, counters beside them, a saved block per stage and one slice-sum buffer the
+  /// stages share (they run one after another on one stream).
+  void allocate_batchnorm_state() {
+    const auto& stages = plan_.stages();
+    std::vector<T> running;
+    std::size_t partial = 1;
+    bn_offset_.assign(stages.size(), static_cast<std::size_t>(-1));
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      if (!stages[i].bn) continue;
+      const std::size_t c = stages[i].bn->features;
+      bn_offset_[i] = running.size();
+      running.insert(running.end(), c, T(0));
+      running.insert(running.end(), c, T(1));
+      buffers_[i].saved = make_buffer<T>(exec_, detail::saved_slots * c, zero_init);
+      partial = std::max(partial, 2 * c * static_cast<std::size_t>(batchnorm_path::max_splits));
+    }
+    bn_running_ = make_buffer<T>(exec_, std::max<std::size_t>(running.size(), 1));
+    if (!running.empty()) copy_from_host(exec_, bn_running_, host_span<const T>(running.data(), running.size()));
+    bn_tracked_ = make_buffer<std::int64_t>(exec_, stages.size(), zero_init);
+    bn_partial_ = make_buffer<float>(exec_, partial);
+  }
+  detail::batchnorm_state<T> batchnorm_state(std::size_t i) {
+    const stage_plan& st = plan_.stages()[i];
+    detail::batchnorm_state<T> s;
+    s.weight = weights_of(st), s.bias = bias_of(st);
+    s.running_mean = bn_running_.data() + bn_offset_[i];
+    s.running_var = s.running_mean + st.bn->features;
+    s.batches_tracked = bn_tracked_.data() + i;
+    s.saved = buffers_[i].saved.data();
+    s.partial = bn_partial_.data();
+    return s;
+  }
+  /// The stage of batch-norm layer `layer`, if it is one.
+  std::optional<std::size_t> bn_stage(std::size_t layer) const noexcept {
+    const auto& stages = plan_.stages();
+    for (std::size_t i = 0; i < stages.size(); ++i)
+      if (stages[i].bn && stages[i].first_layer == layer) return i;
+    return std::nullopt;
+  }
 
   /// Dropout stage i over `count` = batch x features elements: the mask of the current step
   /// in a training pass, the identity (every element kept, scale 1) otherwise.
@@ -360,6 +433,10 @@ class model_runner {
   T loss_host_ = T(0);
   std::vector<detail::dropout_params> dropout_params_;  // per stage (dropout stages only)
   buffer<std::uint64_t> dropout_step_;
+  buffer<T> bn_running_;                  // batch norms: running mean then variance, per layer
+  buffer<std::int64_t> bn_tracked_;       // batch norms: training batches seen, per stage
+  buffer<float> bn_partial_;              // batch norms: the GPU's slice sums
+  std::vector<std::size_t> bn_offset_;    // per stage: its running estimates in bn_running_
   bool training_ = false;  // the mode of the last forward pass
 };
 

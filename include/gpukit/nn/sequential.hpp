@@ -164,6 +164,14 @@ class sequential {
   span<T, space> bias(std::size_t layer) { return parameters().subspan(slot(layer).b_off, slot(layer).b_count); }
   span<T, space> weight_gradients(std::size_t layer) { return gradients().subspan(slot(layer).w_off, slot(layer).w_count); }
   span<T, space> bias_gradients(std::size_t layer) { return gradients().subspan(slot(layer).b_off, slot(layer).b_count); }
+  /// A batch-norm layer's running mean and variance (its channels each) and its count of
+  /// training batches (PyTorch's num_batches_tracked). GPU: device memory, stream-ordered.
+  span<T, space> running_mean(std::size_t layer) { return batchnorm_span(layer, runner().running_mean(layer)); }
+  span<T, space> running_var(std::size_t layer) { return batchnorm_span(layer, runner().running_var(layer)); }
+  span<std::int64_t, space> batches_tracked(std::size_t layer) {
+    batchnorm_span(layer, nullptr);
+    return span<std::int64_t, space>(runner().batches_tracked(layer), 1);
+  }
   const optimizer_state<Exec, T>& optimizer_state_ref() const {
     require_compiled("optimizer_state_ref");
     return runner_->optimizer_ref();
@@ -194,6 +202,7 @@ class sequential {
   /// The model's output for x (n <= max_batch samples), in the mode set_training() chose.
   const_view forward(const_view x) {
     const std::size_t b = check_input("gpukit::nn::sequential::forward", x);
+    if (training_) check_training_batch("gpukit::nn::sequential::forward", b);
     runner().forward(x.data, b, false, training_);
     remember_batch(x.data, b);
     return {runner().output(x.data), output_shape(b)};
@@ -232,6 +241,7 @@ class sequential {
   T train_step(const_view x, const_view y) {
     constexpr const char* where = "gpukit::nn::sequential::train_step";
     const std::size_t b = check_batch(where, x, y);
+    check_training_batch(where, b);
     check_now(where, x, y, true);
     runner().train(x.data, y.data, b, nullptr);
     remember_batch(x.data, b);
@@ -242,6 +252,7 @@ class sequential {
   void train_step_async(const_view x, const_view y) {
     constexpr const char* where = "gpukit::nn::sequential::train_step_async";
     const std::size_t b = check_batch(where, x, y);
+    check_training_batch(where, b);
     if constexpr (on_gpu) {  // the device-side check vetoes the update: nothing waits
       queue_checked_train(x, y, b);
     } else {  // the CPU checks first, as train_step
@@ -305,6 +316,7 @@ class sequential {
   graph capture_train_step(const_view x, const_view y) {
     static_assert(on_gpu, "gpukit::nn::sequential::capture_train_step needs the cuda_executor");
     const std::size_t b = check_batch("gpukit::nn::sequential::capture_train_step", x, y);
+    check_training_batch("gpukit::nn::sequential::capture_train_step", b);
     remember_shapes(x, y);
     return graph::capture(stream_of(exec_), [&](stream_view) { queue_checked_train(x, y, b); });
   }
@@ -312,6 +324,7 @@ class sequential {
   graph capture_forward(const_view x) {
     static_assert(on_gpu, "gpukit::nn::sequential::capture_forward needs the cuda_executor");
     const std::size_t b = check_input("gpukit::nn::sequential::capture_forward", x);
+    if (training_) check_training_batch("gpukit::nn::sequential::capture_forward", b);
     remember_batch(x.data, b);
     return graph::capture(stream_of(exec_), [&](stream_view) { runner().forward(x.data, b, false, training_); });
   }
@@ -340,12 +353,32 @@ class sequential {
     return *runner_;
   }
 
+  span<T, space> batchnorm_span(std::size_t layer, T* p) {
+    detail::require(layer < layers_.size() && std::holds_alternative<batchnorm>(layers_[layer]),
+                    "gpukit::nn::sequential::running_mean",
+                    "argument 'layer' = " + std::to_string(layer) + " is not a batch-norm layer");
+    return span<T, space>(p, std::get<batchnorm>(layers_[layer]).features);
+  }
+
   const param_slot& slot(std::size_t layer) const {
     require_compiled("weights");
     const auto& slots = runner_->plan().slots();
     detail::require(layer < layers_.size() && slots[layer].w_count > 0, "gpukit::nn::sequential::weights",
                     "argument 'layer' = " + std::to_string(layer) + " is not a layer with parameters");
     return slots[layer];
+  }
+
+  /// A training pass through a batch norm over a flat input needs two samples (the batch
+  /// variance of one value is no statistic): rejected before anything is queued.
+  void check_training_batch(const char* where, std::size_t batch) const {
+    const model_plan& p = runner_->plan();
+    if (batch >= p.min_training_batch()) return;
+    for (const auto& st : p.stages())
+      if (st.kind == stage_kind::batchnorm && st.in.h * st.in.w == 1)
+        detail::require(false, where,
+                        "argument 'x' has " + std::to_string(batch) + " sample: " + layer_label(st.first_layer) +
+                            " normalises each feature by its variance over the batch in training, which needs at "
+                            "least 2 samples (as torch.nn.BatchNorm1d); nothing was updated");
   }
 
   std::size_t check_input(const char* where, const const_view& x) const {

@@ -1,0 +1,231 @@
+// gpukit/nn/batchnorm.cuh — the GPU path of batch normalisation (see batchnorm.hpp): slice
+// sums per channel in float, one thread per channel adding the slices in double and
+// finishing the statistics with the CPU's functions, one elementwise pass.
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "gpukit/nn/batchnorm.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
+#endif
+
+#include "gpukit/nn/batchnorm.hpp"
+#include "gpukit/nn/detail/fast_divmod.hpp"
+#include "gpukit/nn/detail/kernels.cuh"
+
+#include <cstdint>
+
+namespace gpukit::nn::detail {
+
+constexpr int batchnorm_block = 256;
+
+/// The two sums one value adds: the statistics (x - shift, its square) forward, the
+/// gradient sums (dz, dz·(x - mean)) backward.
+template <bool Backward>
+struct batchnorm_sums {
+  const float* x;
+  const float* y;
+  const float* dy;
+  activation act;
+  __device__ __forceinline__ void add(long long i, float ref, float& s1, float& s2) const {
+    const float d = x[i] - ref;
+    if constexpr (Backward) {
+      const float dz = batchnorm_dz(dy[i], act == activation::none ? 0.0f : y[i], act);
+      s1 += dz, s2 += dz * d;
+    } else {
+      s1 += d, s2 += d * d;
+    }
+  }
+};
+
+/// Forward: the channel's first value (the shift); backward: its mean.
+template <bool Backward>
+__device__ __forceinline__ float batchnorm_reference(const batchnorm_geometry& g, const float* x, const float* saved, int c) {
+  if constexpr (Backward) {
+    return saved[saved_mean * g.c + c];
+  } else {
+    return x[static_cast<long long>(c) * g.plane];
+  }
+}
+
+/// Plane layout: block (slice, channel) sums its slice of the channel's n·plane values.
+template <bool Backward>
+__global__ void __launch_bounds__(batchnorm_block) batchnorm_plane_sums_kernel(const batchnorm_geometry g, const fast_divmod plane,
+                                                                               const batchnorm_sums<Backward> v, const float* saved,
+                                                                               float* partial) {
+  const int c = static_cast<int>(blockIdx.y), slice = static_cast<int>(blockIdx.x);
+  const long long m = g.count();
+  const long long begin = m * slice / gridDim.x, end = m * (slice + 1) / gridDim.x;
+  const float ref = batchnorm_reference<Backward>(g, v.x, saved, c);
+  float s1 = 0.0f, s2 = 0.0f;
+  for (long long j = begin + threadIdx.x; j < end; j += batchnorm_block) {
+    int img = 0, p = 0;
+    plane.divmod(static_cast<int>(j), img, p);
+    v.add((static_cast<long long>(img) * g.c + c) * g.plane + p, ref, s1, s2);
+  }
+  __shared__ float red[2][batchnorm_block / 32];
+  for (int o = 16; o > 0; o /= 2) s1 += __shfl_xor_sync(0xffffffffu, s1, o), s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+  if (threadIdx.x % 32 == 0) red[0][threadIdx.x / 32] = s1, red[1][threadIdx.x / 32] = s2;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t1 = 0.0f, t2 = 0.0f;
+    for (int w = 0; w < batchnorm_block / 32; ++w) t1 += red[0][w], t2 += red[1][w];
+    partial[(static_cast<long long>(slice) * g.c + c) * 2] = t1;
+    partial[(static_cast<long long>(slice) * g.c + c) * 2 + 1] = t2;
+  }
+}
+
+/// Column layout: block (slice, channel group) of 32 x 8 threads; lane x owns channel
+/// 32·group + x, the 8 rows of threads step through the slice's values (coalesced across
+/// channels when a plane holds one value).
+template <bool Backward>
+__global__ void __launch_bounds__(batchnorm_block) batchnorm_column_sums_kernel(const batchnorm_geometry g, const fast_divmod plane,
+                                                                                const batchnorm_sums<Backward> v, const float* saved,
+                                                                                float* partial) {
+  const int c = static_cast<int>(blockIdx.y) * 32 + static_cast<int>(threadIdx.x);
+  const int slice = static_cast<int>(blockIdx.x);
+  const long long m = g.count();
+  const long long begin = m * slice / gridDim.x, end = m * (slice + 1) / gridDim.x;
+  float s1 = 0.0f, s2 = 0.0f;
+  if (c < g.c) {
+    const float ref = batchnorm_reference<Backward>(g, v.x, saved, c);
+    for (long long j = begin + threadIdx.y; j < end; j += batchnorm_block / 32) {
+      int img = 0, p = 0;
+      plane.divmod(static_cast<int>(j), img, p);
+      v.add((static_cast<long long>(img) * g.c + c) * g.plane + p, ref, s1, s2);
+    }
+  }
+  __shared__ float red[2][batchnorm_block / 32][33];
+  red[0][threadIdx.y][threadIdx.x] = s1, red[1][threadIdx.y][threadIdx.x] = s2;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < g.c) {
+    float t1 = 0.0f, t2 = 0.0f;
+    for (int r = 0; r < batchnorm_block / 32; ++r) t1 += red[0][r][threadIdx.x], t2 += red[1][r][threadIdx.x];
+    partial[(static_cast<long long>(slice) * g.c + c) * 2] = t1;
+    partial[(static_cast<long long>(slice) * g.c + c) * 2 + 1] = t2;
+  }
+}
+
+/// One thread per channel: the slices added in double, then the CPU's finalisation.
+/// mode 0: training forward, 1: inference forward, 2: backward.
+template <class = void>
+__global__ void batchnorm_finalize_kernel(const batchnorm_geometry g, int mode, int splits, bool training,
+                                          bool accumulate, const float* x, const batchnorm_state<float> s,
+                                          float* dweight, float* dbias) {
+  const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= g.c) return;
+  if (mode == 1) {
+    finalize_inference(s.weight[c], s.bias[c], g.eps, s.running_mean, s.running_var, s.saved, c, g.c);
+    return;
+  }
+  double t1 = 0.0, t2 = 0.0;
+  for (int k = 0; k < splits; ++k) {
+    t1 += static_cast<double>(s.partial[(static_cast<long long>(k) * g.c + c) * 2]);
+    t2 += static_cast<double>(s.partial[(static_cast<long long>(k) * g.c + c) * 2 + 1]);
+  }
+  if (mode == 0) {
+    finalize_forward(static_cast<double>(x[static_cast<long long>(c) * g.plane]), t1, t2, g.count(), s.weight[c],
+                     s.bias[c], g.eps, g.momentum, s.running_mean, s.running_var, s.saved, c, g.c);
+    if (c == 0) ++*s.batches_tracked;
+  } else {
+    finalize_backward(t1, t2, g.count(), s.weight[c], training, accumulate, s.saved, dweight, dbias, c, g.c);
+  }
+}
+
+/// The elementwise pass, forward (y = act(a·x + b)) or backward (dx = a·dz + b·x + c),
+/// over groups of Vec values of one channel (Vec = 4: planes a multiple of four, 16-byte
+/// aligned tensors). `rows` = plane / Vec groups per (image, channel) plane.
+template <bool Backward, int Vec>
+__global__ void batchnorm_apply_kernel(const batchnorm_geometry g, const fast_divmod groups_per_plane,
+                                       const fast_divmod channels, const float* x, const float* y, const float* dy,
+                                       const float* saved, float* out) {
+  const long long groups = g.total() / Vec;
+  GPUKIT_NN_GRID_STRIDE(i, groups) {
+    int row = 0, rem = 0, img = 0, c = 0;
+    groups_per_plane.divmod(static_cast<int>(i), row, rem);
+    channels.divmod(row, img, c);
+    const float a = saved[coef_a * g.c + c], b = saved[coef_b * g.c + c];
+    if constexpr (Vec == 4) {
+      const float4 xv = reinterpret_cast<const float4*>(x)[i];
+      float4 o;
+      if constexpr (Backward) {
+        const float k = saved[coef_c * g.c + c];
+        const float4 yv = g.act == activation::none ? xv : reinterpret_cast<const float4*>(y)[i];
+        const float4 dv = reinterpret_cast<const float4*>(dy)[i];
+        o.x = batchnorm_dx(batchnorm_dz(dv.x, yv.x, g.act), xv.x, a, b, k);
+        o.y = batchnorm_dx(batchnorm_dz(dv.y, yv.y, g.act), xv.y, a, b, k);
+        o.z = batchnorm_dx(batchnorm_dz(dv.z, yv.z, g.act), xv.z, a, b, k);
+        o.w = batchnorm_dx(batchnorm_dz(dv.w, yv.w, g.act), xv.w, a, b, k);
+      } else {
+        o.x = batchnorm_value(xv.x, a, b, g.act);
+        o.y = batchnorm_value(xv.y, a, b, g.act);
+        o.z = batchnorm_value(xv.z, a, b, g.act);
+        o.w = batchnorm_value(xv.w, a, b, g.act);
+      }
+      reinterpret_cast<float4*>(out)[i] = o;
+    } else if constexpr (Backward) {
+      const float yv = g.act == activation::none ? 0.0f : y[i];
+      out[i] = batchnorm_dx(batchnorm_dz(dy[i], yv, g.act), x[i], a, b, saved[coef_c * g.c + c]);
+    } else {
+      out[i] = batchnorm_value(x[i], a, b, g.act);
+    }
+  }
+}
+
+template <bool Backward>
+inline void batchnorm_sums_launch(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
+                                  const batchnorm_sums<Backward>& v, const float* saved, float* partial) {
+  const fast_divmod plane(g.plane);
+  launch_config cfg;
+  if (p.column) {
+    cfg.grid = dim3(static_cast<unsigned>(p.splits), static_cast<unsigned>((g.c + 31) / 32));
+    cfg.block = dim3(32, batchnorm_block / 32);
+    launch(batchnorm_column_sums_kernel<Backward>, cfg, exec.stream(), g, plane, v, saved, partial);
+  } else {
+    cfg.grid = dim3(static_cast<unsigned>(p.splits), static_cast<unsigned>(g.c));
+    cfg.block = dim3(batchnorm_block);
+    launch(batchnorm_plane_sums_kernel<Backward>, cfg, exec.stream(), g, plane, v, saved, partial);
+  }
+}
+
+inline void batchnorm_finalize_launch(const cuda_executor& exec, const batchnorm_geometry& g, int mode, int splits,
+                                      bool training, bool accumulate, const float* x, const batchnorm_state<float>& s,
+                                      float* dweight, float* dbias) {
+  launch(batchnorm_finalize_kernel<>, grid_for(static_cast<std::size_t>(g.c), 128), exec.stream(), g, mode, splits, training,
+         accumulate, x, s, dweight, dbias);
+}
+
+template <bool Backward>
+inline void batchnorm_apply_launch(const cuda_executor& exec, const batchnorm_geometry& g, const float* x,
+                                   const float* y, const float* dy, const float* saved, float* out) {
+  const fast_divmod channels(g.c);
+  const bool vec = g.plane % 4 == 0 && aligned16(x) && aligned16(out) && aligned16(dy) && (y == nullptr || aligned16(y));
+  if (vec) {
+    launch(batchnorm_apply_kernel<Backward, 4>, grid_for(static_cast<std::size_t>(g.total() / 4)), exec.stream(), g,
+           fast_divmod(g.plane / 4), channels, x, y, dy, saved, out);
+  } else {
+    launch(batchnorm_apply_kernel<Backward, 1>, grid_for(static_cast<std::size_t>(g.total())), exec.stream(), g,
+           fast_divmod(g.plane), channels, x, y, dy, saved, out);
+  }
+}
+
+inline void batchnorm_forward_impl(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
+                                   bool training, const float* x, const batchnorm_state<float>& s, float* y) {
+  if (g.total() == 0) return;
+  if (training) {
+    batchnorm_sums_launch<false>(exec, g, p, batchnorm_sums<false>{x, nullptr, nullptr, g.act}, s.saved, s.partial);
+    batchnorm_finalize_launch(exec, g, 0, p.splits, true, false, x, s, nullptr, nullptr);
+  } else {
+    batchnorm_finalize_launch(exec, g, 1, p.splits, false, false, x, s, nullptr, nullptr);
+  }
+  batchnorm_apply_launch<false>(exec, g, x, nullptr, nullptr, s.saved, y);
+}
+
+inline void batchnorm_backward_impl(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
+                                    bool training, bool accumulate, const float* x, const float* y, const float* dy,
+                                    const batchnorm_state<float>& s, float* dweight, float* dbias, float* dx) {
+  if (g.total() == 0) return;
+  batchnorm_sums_launch<true>(exec, g, p, batchnorm_sums<true>{x, y, dy, g.act}, s.saved, s.partial);
+  batchnorm_finalize_launch(exec, g, 2, p.splits, training, accumulate, x, s, dweight, dbias);
+  if (dx != nullptr) batchnorm_apply_launch<true>(exec, g, x, g.act == activation::none ? nullptr : y, dy, s.saved, dx);
+}
+
+}  // namespace gpukit::nn::detail

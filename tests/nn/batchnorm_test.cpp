@@ -1,0 +1,220 @@
+// Batch normalisation on the CPU: the forward pass and the running estimates against a
+// direct computation in double, training- and inference-mode gradients of whole models
+// against central differences, the plan and the path, and bad input.
+#include "nn/reference.hpp"
+
+#if defined(__CUDACC__)
+#error "this test must be compiled by the host compiler"
+#endif
+
+#include <cmath>
+
+using namespace nn_test;
+using gpukit::cpu_executor;
+using gpukit_test::require_throws_naming;
+
+namespace {
+
+const cpu_executor cpu{};
+using model = nn::sequential<cpu_executor, double>;
+
+/// The batch's per-channel mean and biased variance of an (n, c, h, w) tensor.
+void channel_moments(const std::vector<double>& x, shape4 s, std::vector<double>& mean, std::vector<double>& var) {
+  const std::size_t plane = s.h * s.w, m = s.n * plane;
+  mean.assign(s.c, 0.0), var.assign(s.c, 0.0);
+  for (std::size_t c = 0; c < s.c; ++c) {
+    for (std::size_t n = 0; n < s.n; ++n)
+      for (std::size_t i = 0; i < plane; ++i) mean[c] += x[(n * s.c + c) * plane + i];
+    mean[c] /= static_cast<double>(m);
+    for (std::size_t n = 0; n < s.n; ++n)
+      for (std::size_t i = 0; i < plane; ++i) {
+        const double d = x[(n * s.c + c) * plane + i] - mean[c];
+        var[c] += d * d;
+      }
+    var[c] /= static_cast<double>(m);
+  }
+}
+
+/// Loss (mean squared error against y) of the model in its current mode; the gradient
+/// check of every parameter against central differences of that loss.
+void check_gradients(model& m, std::size_t batch, std::uint64_t salt) {
+  const shape4 xs = m.input_shape(batch), ys = m.output_shape(batch);
+  const std::vector<double> x = random_vector(xs.size(), -1, 1, salt), y = random_vector(ys.size(), -1, 1, salt + 1);
+  const auto loss = [&] {
+    const auto o = m.forward(view(x, xs));
+    double l = 0;
+    for (std::size_t i = 0; i < o.size(); ++i) l += (o.data[i] - y[i]) * (o.data[i] - y[i]);
+    return l / static_cast<double>(o.size());
+  };
+  m.zero_grad();
+  (void)loss();
+  m.backward(view(y, ys));
+  const std::vector<double> analytic(m.gradients().begin(), m.gradients().end());
+  std::vector<double> p(m.parameters().begin(), m.parameters().end());
+  const std::vector<double> numeric = numeric_gradient(p, [&] {
+    std::copy(p.begin(), p.end(), m.parameters().begin());
+    return loss();
+  });
+  std::copy(p.begin(), p.end(), m.parameters().begin());
+  require_gradient(analytic, numeric, m.training() ? "training-mode gradients" : "inference-mode gradients");
+}
+
+}  // namespace
+
+TEST_CASE("batch norm forward: batch statistics, running estimates with momentum, inference on the estimates",
+          "[nn][batchnorm]") {
+  model m(cpu, 3, 4, 5);
+  m.add(nn::batchnorm2d(3, 1e-3f, 0.25f));
+  m.compile(6, nn::mean_squared_error{}, nn::sgd{}, 1);
+  CHECK(m.plan() == "batch_normalization");
+  CHECK(m.parameter_count() == 6);
+  // weight one, bias zero, running mean zero, variance one, no batches: PyTorch's start
+  for (double w : m.weights(0)) CHECK(w == 1.0);
+  for (double b : m.bias(0)) CHECK(b == 0.0);
+  for (double r : m.running_mean(0)) CHECK(r == 0.0);
+  for (double r : m.running_var(0)) CHECK(r == 1.0);
+  CHECK(m.batches_tracked(0)[0] == 0);
+  const std::vector<double> w = {0.5, -2.0, 1.5}, b = {0.1, 0.0, -3.0};
+  std::copy(w.begin(), w.end(), m.weights(0).begin());
+  std::copy(b.begin(), b.end(), m.bias(0).begin());
+
+  const shape4 xs = m.input_shape(5);
+  std::vector<double> x = random_vector(xs.size(), -1, 1, 301);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1000.0 + 3.0 * x[i];  // a mean far from zero
+  std::vector<double> mean, var;
+  channel_moments(x, xs, mean, var);
+
+  m.set_training(true);
+  const auto y = m.forward(view(x, xs));
+  const std::size_t plane = 20, count = 5 * plane;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t c = (i / plane) % 3;
+    const double want = w[c] * (x[i] - mean[c]) / std::sqrt(var[c] + 1e-3f) + b[c];
+    REQUIRE(y.data[i] == Approx(want).epsilon(1e-11).margin(1e-11));
+  }
+  for (std::size_t c = 0; c < 3; ++c) {
+    CHECK(m.running_mean(0)[c] == Approx(0.25 * mean[c]).epsilon(1e-12));
+    CHECK(m.running_var(0)[c] ==
+          Approx(0.75 + 0.25 * var[c] * static_cast<double>(count) / static_cast<double>(count - 1)).epsilon(1e-12));
+  }
+  CHECK(m.batches_tracked(0)[0] == 1);
+
+  // Inference: the running estimates, nothing updated.
+  const std::vector<double> rm(m.running_mean(0).begin(), m.running_mean(0).end());
+  const std::vector<double> rv(m.running_var(0).begin(), m.running_var(0).end());
+  m.set_training(false);
+  const auto z = m.forward(view(x, xs));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t c = (i / plane) % 3;
+    REQUIRE(z.data[i] == Approx(w[c] * (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-3f) + b[c]).epsilon(1e-12));
+  }
+  CHECK(m.batches_tracked(0)[0] == 1);
+  CHECK(std::equal(rm.begin(), rm.end(), m.running_mean(0).begin()));
+
+  // train_step trains whatever the mode; evaluate never does.
+  const shape4 ys = m.output_shape(5);
+  const std::vector<double> t = random_vector(ys.size(), -1, 1, 302);
+  (void)m.train_step(view(x, xs), view(t, ys));
+  CHECK(m.batches_tracked(0)[0] == 2);
+  (void)m.evaluate(view(x, xs), view(t, ys));
+  CHECK(m.batches_tracked(0)[0] == 2);
+}
+
+TEST_CASE("batch norm gradients match central differences in training and inference", "[nn][batchnorm][model]") {
+  SECTION("conv, batchnorm2d+relu, max pool, flatten, dense, batchnorm1d+tanh, dense") {
+    model m(cpu, 2, 6, 6);
+    m.add(nn::conv2d(2, 3, 3, 1, 1)).add(nn::batchnorm2d(3)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
+    m.add(nn::dense(27, 5)).add(nn::batchnorm1d(5, 1e-4f)).add(nn::tanh{}).add(nn::dense(5, 2));
+    m.compile(4, nn::mean_squared_error{}, nn::sgd{}, 7);
+    CHECK(m.plan() ==
+          "conv2d | batch_normalization+relu | max_pooling2d | flatten | dense | batch_normalization_1+tanh | dense_1");
+    // Weights and biases away from their start, so every term of the gradient matters.
+    std::vector<double> p(m.parameters().begin(), m.parameters().end());
+    const std::vector<double> noise = random_vector(p.size(), -0.5, 0.5, 303);
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] += noise[i];
+    std::copy(p.begin(), p.end(), m.parameters().begin());
+    m.set_training(true);
+    check_gradients(m, 4, 304);
+    m.set_training(false);
+    check_gradients(m, 3, 306);
+  }
+  SECTION("a batch norm first (no input gradient), a sigmoid, a global pool") {
+    model m(cpu, 3, 5, 3);
+    m.add(nn::batchnorm2d(3)).add(nn::sigmoid{}).add(nn::conv2d(3, 2, 2)).add(nn::global_avgpool2d{});
+    m.compile(3, nn::mean_squared_error{}, nn::adam{}, 8);
+    CHECK(m.plan() == "batch_normalization+sigmoid | conv2d | global_average_pooling2d");
+    m.set_training(true);
+    check_gradients(m, 3, 308);
+    m.set_training(false);
+    check_gradients(m, 2, 310);
+  }
+}
+
+TEST_CASE("batch norm: the plan's path, Keras' table, and a model that learns", "[nn][batchnorm][model]") {
+  model m(cpu, 3, 8, 8);
+  m.add(nn::conv2d(3, 8, 3, 1, 1)).add(nn::batchnorm2d(8)).add(nn::relu{}).add(nn::flatten{}).add(nn::dense(512, 2));
+  m.compile(16, nn::softmax_crossentropy{}, nn::adam{}, 11);
+  CHECK(m.compiled_plan().path_text(1) == "CPU: channel sums in double, then one elementwise pass");
+  CHECK(m.summary().find("batch_normalization (BatchNormalization)") != std::string::npos);
+  const nn::batchnorm_path wide = nn::choose_batchnorm_path(
+      nn::detail::make_batchnorm_geometry(nn::batchnorm2d(64), shape4{256, 64, 32, 32}, nn::activation::relu, "t"),
+      nn::path_target::gpu_with(132, 90));
+  CHECK(!wide.column);
+  CHECK(wide.splits == 9);  // 4 blocks per SM over 64 channels
+  CHECK(wide.describe() == "one block per channel slice, 9 slices per channel, then one elementwise pass");
+  const nn::batchnorm_path flat = nn::choose_batchnorm_path(
+      nn::detail::make_batchnorm_geometry(nn::batchnorm1d(128), shape4{32, 128, 1, 1}, nn::activation::none, "t"),
+      nn::path_target::gpu_with(132, 90));
+  CHECK(flat.column);
+  CHECK(flat.splits == 1);  // 32 values per feature: one slice
+  const nn::batchnorm_path big_flat = nn::choose_batchnorm_path(
+      nn::detail::make_batchnorm_geometry(nn::batchnorm1d(512), shape4{8192, 512, 1, 1}, nn::activation::none, "t"),
+      nn::path_target::gpu_with(132, 90));
+  CHECK(big_flat.splits == 33);  // 528 blocks over 16 channel groups
+
+  // Two classes told apart by the mean of the input: a batch-norm model learns it.
+  const shape4 xs = m.input_shape(16), ys = m.output_shape(16);
+  std::vector<double> x(xs.size()), y(ys.size(), 0.0);
+  const std::vector<double> noise = random_vector(xs.size(), -1, 1, 312);
+  for (std::size_t n = 0; n < 16; ++n) {
+    const double shift = n % 2 == 0 ? 0.5 : -0.5;
+    for (std::size_t i = 0; i < 192; ++i) x[n * 192 + i] = shift + noise[n * 192 + i];
+    y[n * 2 + n % 2] = 1.0;
+  }
+  const double first = m.train_step(view(x, xs), view(y, ys));
+  double last = first;
+  for (int i = 0; i < 60; ++i) last = m.train_step(view(x, xs), view(y, ys));
+  CHECK(last < 0.1 * first);
+}
+
+TEST_CASE("batch norm: bad arguments and batches are typed errors naming them, nothing updated",
+          "[nn][batchnorm][bad_input]") {
+  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(0); }, {"batchnorm2d", "'channels' = 0"});
+  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm1d(4, 0.0f); }, {"batchnorm1d", "'eps' = 0"});
+  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(4, 1e-5f, 1.5f); },
+                                               {"batchnorm2d", "'momentum' = 1.5"});
+  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(4, 1e-5f, std::nanf("")); }, {"'momentum'"});
+  {
+    model m(cpu, 3, 4, 4);
+    require_throws_naming<std::invalid_argument>([&] { m.add(nn::batchnorm2d(4)); },
+                                                 {"'channels' = 4", "3 channels", "(None, 3, 4, 4)"});
+    require_throws_naming<std::invalid_argument>([&] { m.add(nn::batchnorm1d(3)); },
+                                                 {"flat input", "(None, 3, 4, 4)", "batchnorm2d"});
+  }
+  model m(cpu, 6, 1, 1);
+  m.add(nn::dense(6, 4)).add(nn::batchnorm1d(4)).add(nn::relu{}).add(nn::dense(4, 1));
+  m.compile(8, nn::mean_squared_error{}, nn::sgd{}, 13);
+  const shape4 xs = m.input_shape(1), ys = m.output_shape(1);
+  const std::vector<double> x = random_vector(xs.size(), -1, 1, 314), y = {0.5};
+  const std::vector<double> before(m.parameters().begin(), m.parameters().end());
+  require_throws_naming<std::invalid_argument>([&] { (void)m.train_step(view(x, xs), view(y, ys)); },
+                                               {"train_step", "1 sample", "batch_normalization", "at least 2",
+                                                "nothing was updated"});
+  CHECK(std::equal(before.begin(), before.end(), m.parameters().begin()));
+  CHECK(m.batches_tracked(1)[0] == 0);
+  m.set_training(true);
+  require_throws_naming<std::invalid_argument>([&] { (void)m.forward(view(x, xs)); }, {"forward", "1 sample"});
+  m.set_training(false);
+  (void)m.forward(view(x, xs));  // inference takes one sample
+  require_throws_naming<std::invalid_argument>([&] { (void)m.running_mean(0); }, {"'layer' = 0", "not a batch-norm"});
+}
