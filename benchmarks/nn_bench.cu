@@ -13,6 +13,11 @@
 // Average pooling on its own (no fusion: memory-bound, so bytes are its floor):
 //   nn_avgpool_fwd / nn_avgpool_bwd   2x2 stride 2 over (128, 32, 32) per image
 //   nn_gap_fwd / nn_gap_bwd           global average pooling of (256, 8, 8) per image
+// Batch normalisation + relu in training on its own (64, 32, 32) per image; bytes are its
+// floor (forward reads x and writes y once; backward reads x, y, dy and writes dx once),
+// while the kernels read x twice forward (the batch statistics come first, and the tensor
+// does not stay in the L2 cache at batch 256) and x, y, dy twice backward:
+//   nn_batchnorm_fwd / nn_batchnorm_bwd
 // Items are images, so the table's items/s is images/s. Bytes count what each call must
 // move at least: its inputs, parameters and outputs once; for the training step the input,
 // and per parameter one read forward, one gradient write, and Adam's 4 reads and 3 writes.
@@ -186,6 +191,54 @@ void register_pooling() {
                    [](const auto& exec, auto& d) { nn::global_avgpool2d_backward(exec, d.dy, d.dx); });
 }
 
+/// A batch norm's tensors and state for the layer's passes (training mode, relu fused).
+template <class Exec>
+struct batchnorm_data {
+  nn::detail::batchnorm_geometry g;
+  nn::batchnorm_path path;
+  nn::tensor_for<Exec> x, y, dy, dx, w, b, dw, db, running, saved;
+  nn::tensor_for<Exec, std::int64_t> tracked;
+  nn::tensor_for<Exec, float> partial;
+  nn::detail::batchnorm_state<float> state() {
+    nn::detail::batchnorm_state<float> s;
+    s.weight = w.data(), s.bias = b.data(), s.running_mean = running.data(), s.running_var = running.data() + g.c;
+    s.batches_tracked = tracked.data(), s.saved = saved.data(), s.partial = partial.data();
+    return s;
+  }
+};
+
+template <class Exec>
+std::shared_ptr<batchnorm_data<Exec>> batchnorm_make(const Exec& exec, std::size_t batch, nn::shape4 in) {
+  auto d = std::make_shared<batchnorm_data<Exec>>();
+  const nn::shape4 x = in.with_batch(batch);
+  const nn::batchnorm layer = nn::batchnorm2d(in.c);
+  d->g = nn::detail::make_batchnorm_geometry(layer, x, nn::activation::relu, "nn_batchnorm");
+  if constexpr (gpukit::is_gpu_executor_v<Exec>) {
+    d->path = nn::choose_batchnorm_path(d->g, nn::path_target::current_gpu());
+  }
+  const nn::shape4 c{in.c, 1, 1, 1};
+  d->x = filled(exec, x, 31), d->y = filled(exec, x, 32), d->dy = filled(exec, x, 33), d->dx = filled(exec, x, 34);
+  d->w = filled(exec, c, 35), d->b = filled(exec, c, 36), d->dw = filled(exec, c, 37), d->db = filled(exec, c, 38);
+  d->running = filled(exec, {2 * in.c, 1, 1, 1}, 39);
+  d->saved = filled(exec, {nn::detail::saved_slots * in.c, 1, 1, 1}, 40);
+  d->partial = filled(exec, {2 * in.c * nn::batchnorm_path::max_splits, 1, 1, 1}, 41);
+  d->tracked = nn::tensor_for<Exec, std::int64_t>({1, 1, 1, 1}, stream_of(exec));
+  return d;
+}
+
+void register_batchnorm() {
+  const nn::shape4 in{1, 64, 32, 32};
+  const double elements = static_cast<double>(in.size());
+  const auto make = [=](const auto& exec, std::size_t batch) { return batchnorm_make(exec, batch, in); };
+  add_layer_family("nn_batchnorm_fwd", 2 * f32 * elements, 0, make, [](const auto& exec, auto& d) {
+    nn::detail::batchnorm_forward_impl(exec, d.g, d.path, true, d.x.data(), d.state(), d.y.data());
+  });
+  add_layer_family("nn_batchnorm_bwd", 4 * f32 * elements, 0, make, [](const auto& exec, auto& d) {
+    nn::detail::batchnorm_backward_impl(exec, d.g, d.path, true, false, d.x.data(), d.y.data(), d.dy.data(), d.state(),
+                                        d.dw.data(), d.db.data(), d.dx.data());
+  });
+}
+
 void register_adam() {
   const std::size_t params = 3937409;
   const double bytes = 7.0 * f32 * params;
@@ -277,6 +330,7 @@ void register_nn_cases() {
   set_flops_per_item("nn_train_step", step_flops);
   register_layers();
   register_pooling();
+  register_batchnorm();
   register_adam();
   register_model();
 }

@@ -6,7 +6,7 @@
 
 Builds each model of models.json as a torch.nn.Sequential (the layer schema of gpukit's
 model files: Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dense, Flatten,
-Dropout, ReLU, Sigmoid, Tanh), and times, at each
+Dropout, BatchNormalization, ReLU, Sigmoid, Tanh), and times, at each
 of the zoo's batch sizes on the GPU,
   train/eager_fp32   forward, loss, backward and Adam, eager, strict FP32 (no TF32 anywhere)
   train/graph_fp32   the whole step as one CUDA graph (Adam with capturable=True), strict FP32
@@ -48,6 +48,9 @@ def build(layers):
             out.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
         elif kind == "Dropout":
             out.append(torch.nn.Dropout(l["p"]))
+        elif kind == "BatchNormalization":
+            bn = torch.nn.BatchNorm1d if l["dims"] == 1 else torch.nn.BatchNorm2d
+            out.append(bn(l["features"], eps=l["eps"], momentum=l["momentum"]))
         elif kind == "Softmax":
             out.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":

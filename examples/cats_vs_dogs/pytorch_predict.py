@@ -33,6 +33,9 @@ def build(arch):
             layers.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
         elif kind == "Dropout":
             layers.append(torch.nn.Dropout(l["p"]))
+        elif kind == "BatchNormalization":
+            bn = torch.nn.BatchNorm1d if l["dims"] == 1 else torch.nn.BatchNorm2d
+            layers.append(bn(l["features"], eps=l["eps"], momentum=l["momentum"]))
         elif kind == "Softmax":
             layers.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":

@@ -662,4 +662,111 @@ TEST_CASE("a small model learns a toy problem on the GPU", "[gpu][nn][model][tra
       });
 }
 
+/// A batch-norm model on both executors: a 1x1 conv (or a dense layer) before the batch norm,
+/// so that its input gradient is taken too.
+struct batchnorm_case {
+  std::size_t n, c_in, c, h, w;
+  nn::activation act;
+};
+
+template <class Exec, class T>
+nn::sequential<Exec, T> batchnorm_model(const Exec& exec, const batchnorm_case& k) {
+  nn::sequential<Exec, T> m(exec, k.c_in, k.h, k.w);
+  if (k.h * k.w == 1) {
+    m.add(nn::flatten{}).add(nn::dense(k.c_in, k.c)).add(nn::batchnorm1d(k.c, 1e-3f, 0.2f));
+  } else {
+    m.add(nn::conv2d(k.c_in, k.c, 1)).add(nn::batchnorm2d(k.c, 1e-3f, 0.2f));
+  }
+  if (k.act == nn::activation::relu) m.add(nn::relu{});
+  if (k.act == nn::activation::tanh) m.add(nn::tanh{});
+  m.compile(k.n, nn::mean_squared_error{}, nn::sgd{0.1f}, 31);
+  return m;
+}
+
+TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, training and inference, in a graph",
+          "[gpu][nn][batchnorm]") {
+  gpu g;
+  using nn::activation;
+  const std::vector<batchnorm_case> cases = {
+      {5, 3, 7, 9, 9, activation::relu},     // plane layout, planes not a multiple of 4
+      {8, 4, 16, 8, 8, activation::none},    // plane layout, 16-byte passes
+      {64, 8, 32, 16, 16, activation::relu}, // several slices per channel
+      {3, 5, 40, 3, 3, activation::tanh},    // column layout, two channel groups
+      {64, 12, 70, 1, 1, activation::relu},  // BatchNorm1d: planes of one value
+      {300, 6, 33, 1, 1, activation::none},  // BatchNorm1d, several slices
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, static_cast<int>(k.act));
+    auto on_gpu = batchnorm_model<cuda_executor, float>(g.exec, k);
+    auto on_cpu = batchnorm_model<gpukit::cpu_executor, double>(cpu, k);
+    const std::size_t bn = k.h * k.w == 1 ? 2 : 1, pre = bn - 1;
+    INFO(on_gpu.summary());
+    // Weights and biases away from their start (padding left zero), identical on both sides;
+    // batch-norm weights positive, so that a relu after it keeps about half.
+    std::vector<double> pd(on_cpu.parameters().begin(), on_cpu.parameters().end());
+    const std::vector<double> noise = random_vector(pd.size(), -1, 1, 401);
+    for (const std::size_t layer : {pre, bn})
+      for (const auto part : {on_cpu.weights(layer), on_cpu.bias(layer)}) {
+        const auto off = static_cast<std::size_t>(part.data() - on_cpu.parameters().data());
+        for (std::size_t i = off; i < off + part.size(); ++i)
+          pd[i] = layer == bn && part.data() == on_cpu.weights(bn).data() ? std::fabs(noise[i]) + 0.5 : noise[i];
+      }
+    std::copy(pd.begin(), pd.end(), on_cpu.parameters().begin());
+    const std::vector<float> pf = rounded_to_float<float>(pd);
+    gpukit::transfer(on_gpu.parameters(), gpukit::make_host_span(std::as_const(pf)), g.stream.view());
+    for (double& v : pd) v = static_cast<float>(v);
+    std::copy(pd.begin(), pd.end(), on_cpu.parameters().begin());
+
+    const shape4 xs = on_cpu.input_shape(k.n), ys = on_cpu.output_shape(k.n);
+    std::vector<float> x = random_vector<float>(xs.size(), -1, 1, 402);
+    for (float& v : x) v = 4.0f + 2.0f * v;  // a mean well away from zero
+    const std::vector<float> y = random_vector<float>(ys.size(), -1, 1, 403);
+    const std::vector<double> xd(x.begin(), x.end()), yd(y.begin(), y.end());
+    auto gx = g.upload(x, xs), gy = g.upload(y, ys);
+    const auto compare = [&](const char* what) {
+      INFO(what);
+      require_relative(g.download(on_gpu.last_output().span()),
+                       std::vector<double>(on_cpu.last_output().data, on_cpu.last_output().data + ys.size()), tolerance,
+                       "output");
+      for (const std::size_t layer : {pre, bn}) {
+        CAPTURE(layer);
+        const auto cw = on_cpu.weight_gradients(layer), cb = on_cpu.bias_gradients(layer);
+        require_relative(g.download(on_gpu.weight_gradients(layer)), std::vector<double>(cw.begin(), cw.end()), tolerance,
+                         "weight gradients");
+        require_relative(g.download(on_gpu.bias_gradients(layer)), std::vector<double>(cb.begin(), cb.end()), tolerance,
+                         "bias gradients");
+      }
+      const auto rm = on_cpu.running_mean(bn), rv = on_cpu.running_var(bn);
+      require_relative(g.download(on_gpu.running_mean(bn)), std::vector<double>(rm.begin(), rm.end()), tolerance,
+                       "running mean");
+      require_relative(g.download(on_gpu.running_var(bn)), std::vector<double>(rv.begin(), rv.end()), tolerance,
+                       "running variance");
+      CHECK(g.download(on_gpu.batches_tracked(bn)) ==
+            std::vector<double>{static_cast<double>(on_cpu.batches_tracked(bn)[0])});
+    };
+    for (const bool training : {true, false}) {
+      on_gpu.set_training(training), on_cpu.set_training(training);
+      on_gpu.zero_grad(), on_cpu.zero_grad();
+      (void)on_gpu.forward(gx), (void)on_cpu.forward(view(xd, xs));
+      on_gpu.backward(gy), on_cpu.backward(view(yd, ys));
+      CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-4));
+      compare(training ? "training" : "inference");
+    }
+    // A captured training step replays like eager steps: statistics updated at every replay.
+    auto replayed = batchnorm_model<cuda_executor, float>(g.exec, k);
+    gpukit::transfer(replayed.parameters(), gpukit::make_host_span(std::as_const(pf)), g.stream.view());
+    auto eager = batchnorm_model<cuda_executor, float>(g.exec, k);
+    gpukit::transfer(eager.parameters(), gpukit::make_host_span(std::as_const(pf)), g.stream.view());
+    nn::graph step = replayed.capture_train_step(gx, gy);
+    for (int r = 0; r < 3; ++r) {
+      const float eager_loss = eager.train_step(gx, gy);
+      step.replay(g.stream.view());
+      CHECK(replayed.last_loss() == eager_loss);
+    }
+    CHECK(g.download(replayed.parameters()) == g.download(eager.parameters()));
+    CHECK(g.download(replayed.running_var(bn)) == g.download(eager.running_var(bn)));
+    CHECK(g.download(replayed.batches_tracked(bn)) == std::vector<double>{3.0});
+  }
+}
+
 }  // namespace

@@ -136,6 +136,46 @@ TEST_CASE("model files: average pools keep their windows, and the tensors after 
   CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));
 }
 
+TEST_CASE("model files: batch norms carry PyTorch's five tensors, running estimates and counter included",
+          "[train][model_file][batchnorm]") {
+  const std::size_t size = 6;
+  nn::sequential<cpu_executor> m(cpu, 3, size, size);
+  m.add(nn::conv2d(3, 4, 3, 1, 1)).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
+  m.add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::dense(5, 1)).add(nn::sigmoid{});
+  m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
+  train_a_little(m, size);
+  temp_dir dir("model_batchnorm");
+  const std::string path = dir / "bn.safetensors";
+  train::save_model(path, m);
+  const io::safetensors_file f = io::read_safetensors(path);
+  const std::vector<std::pair<std::string, std::vector<std::size_t>>> want = {
+      {"0.weight", {4, 3, 3, 3}}, {"0.bias", {4}},         {"1.weight", {4}},          {"1.bias", {4}},
+      {"1.running_mean", {4}},    {"1.running_var", {4}},  {"1.num_batches_tracked", {}},
+      {"4.weight", {5, 144}},     {"4.bias", {5}},         {"5.weight", {5}},          {"5.bias", {5}},
+      {"5.running_mean", {5}},    {"5.running_var", {5}},  {"5.num_batches_tracked", {}},
+      {"6.weight", {1, 5}},       {"6.bias", {1}}};
+  REQUIRE(f.tensors().size() == want.size());
+  for (const auto& [name, shape] : want) {
+    INFO(name);
+    CHECK(f.at(name).shape == shape);
+  }
+  CHECK(f.at("1.num_batches_tracked").dtype == "I64");
+  CHECK(f.i64("1.num_batches_tracked") == std::vector<std::int64_t>{3});
+  const auto rv = m.running_var(1);
+  CHECK(same_bits(f.f32("1.running_var"), std::vector<float>(rv.begin(), rv.end())));
+  const auto arch = nlohmann::json::parse(f.metadata().at(train::architecture_key));
+  CHECK(arch["layers"][1]["type"] == "BatchNormalization");
+  CHECK(arch["layers"][1]["dims"] == 2);
+  CHECK(arch["layers"][5]["dims"] == 1);
+  auto back = train::load_model(path, cpu, {4, nn::adam{}});
+  CHECK(back.summary() == m.summary());
+  CHECK(same_bits(parameters_of(back), parameters_of(m)));
+  const auto back_rm = back.running_mean(5), rm = m.running_mean(5);
+  CHECK(same_bits(std::vector<float>(back_rm.begin(), back_rm.end()), std::vector<float>(rm.begin(), rm.end())));
+  CHECK(back.batches_tracked(5)[0] == 3);
+  CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));  // inference: the running estimates
+}
+
 TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing", "[train][model_file][damaged]") {
   temp_dir dir("model_reject");
   auto m = small_cnn(cpu, 12, 2, 3);

@@ -21,10 +21,11 @@
 // integers, begin <= end); an entry whose shape's element count times the dtype's size is
 // not end - begin; entries that overlap, leave gaps, or do not end exactly at the end of
 // the data section (a truncated or padded file). Nothing is returned unless all of it holds.
-// Every dtype of the format is accepted when parsing; f32() reads F32 tensors and rejects
-// the others by name.
+// Every dtype of the format is accepted when parsing; f32() reads F32 tensors and i64() I64
+// ones, and each rejects the others by name.
 //
-// Writing takes F32 tensors. Bad arguments (an empty, repeated or reserved name, a shape
+// Writing takes F32 tensors, and I64 ones after them (counters such as BatchNorm's
+// num_batches_tracked). Bad arguments (an empty, repeated or reserved name, a shape
 // that does not match the values) throw std::invalid_argument before the file is touched;
 // the file is written under a temporary name and renamed into place, so a failed write
 // never leaves a partial file at `path` (a failure there is a safetensors_error).
@@ -124,17 +125,23 @@ class safetensors_file {
   }
   /// The values of the F32 tensor `name`; safetensors_error if it is missing or of
   /// another dtype.
-  std::vector<float> f32(const std::string& name) const {
-    const safetensors_entry& t = at(name);
-    if (t.dtype != "F32")
-      throw safetensors_error(source_, "tensor '" + name + "' has dtype " + t.dtype + ", only F32 is read here");
-    std::vector<float> out(t.elements());
-    if (!out.empty()) std::memcpy(out.data(), data_.data() + t.begin, t.bytes());
-    return out;
-  }
+  std::vector<float> f32(const std::string& name) const { return values<float>(name, "F32"); }
+  /// The values of the I64 tensor `name`; safetensors_error if it is missing or of
+  /// another dtype.
+  std::vector<std::int64_t> i64(const std::string& name) const { return values<std::int64_t>(name, "I64"); }
 
  private:
   friend safetensors_file parse_safetensors(host_span<const std::uint8_t>, const std::string&);
+
+  template <class V>
+  std::vector<V> values(const std::string& name, const char* dtype) const {
+    const safetensors_entry& t = at(name);
+    if (t.dtype != dtype)
+      throw safetensors_error(source_, "tensor '" + name + "' has dtype " + t.dtype + ", only " + dtype + " is read here");
+    std::vector<V> out(t.elements());
+    if (!out.empty()) std::memcpy(out.data(), data_.data() + t.begin, t.bytes());
+    return out;
+  }
 
   std::string source_;
   std::map<std::string, std::string> metadata_;
@@ -147,6 +154,13 @@ struct safetensors_tensor {
   std::string name;
   std::vector<std::size_t> shape;
   host_span<const float> values;
+};
+/// One I64 tensor to write (e.g. a counter PyTorch keeps as int64: BatchNorm's
+/// num_batches_tracked, shape {} for a scalar).
+struct safetensors_i64_tensor {
+  std::string name;
+  std::vector<std::size_t> shape;
+  host_span<const std::int64_t> values;
 };
 
 namespace detail {
@@ -328,20 +342,21 @@ inline safetensors_file read_safetensors(const std::string& path) {
   return parse_safetensors(make_host_span(static_cast<const std::vector<std::uint8_t>&>(bytes)), path);
 }
 
-/// The bytes of a safetensors file holding `tensors` (in this order) and `metadata`.
-/// Throws std::invalid_argument (nothing produced) for an empty, repeated or reserved
-/// ("__metadata__") name or a shape whose element count differs from values.size().
+/// The bytes of a safetensors file holding `tensors` (in this order), then `i64_tensors`,
+/// and `metadata`. Throws std::invalid_argument (nothing produced) for an empty, repeated
+/// or reserved ("__metadata__") name or a shape whose element count differs from
+/// values.size().
 inline std::vector<std::uint8_t> serialize_safetensors(const std::vector<safetensors_tensor>& tensors,
-                                                       const std::map<std::string, std::string>& metadata = {}) {
+                                                       const std::map<std::string, std::string>& metadata = {},
+                                                       const std::vector<safetensors_i64_tensor>& i64_tensors = {}) {
   constexpr const char* where = "gpukit::io::write_safetensors";
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::set<std::string> names;
   std::size_t offset = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const safetensors_tensor& t = tensors[i];
-    const std::string who = "argument 'tensors'[" + std::to_string(i) + "] '" + t.name + "'";
-    gpukit::detail::require(!t.name.empty(), where, "argument 'tensors'[" + std::to_string(i) + "] has an empty name");
+  const auto add = [&](const char* arg, std::size_t i, const auto& t, const char* dtype) {
+    const std::string who = std::string("argument '") + arg + "'[" + std::to_string(i) + "] '" + t.name + "'";
+    gpukit::detail::require(!t.name.empty(), where, std::string("argument '") + arg + "'[" + std::to_string(i) + "] has an empty name");
     gpukit::detail::require(t.name != "__metadata__", where, who + " uses the reserved name __metadata__");
     gpukit::detail::require(names.insert(t.name).second, where, who + " repeats a name");
     std::size_t count = 1;
@@ -349,9 +364,11 @@ inline std::vector<std::uint8_t> serialize_safetensors(const std::vector<safeten
     gpukit::detail::require(count == t.values.size(), where,
                             who + " has shape " + nlohmann::json(t.shape).dump() + " (" + std::to_string(count) +
                                 " elements) but " + std::to_string(t.values.size()) + " values");
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.values.size_bytes()}}};
+    header[t.name] = {{"dtype", dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.values.size_bytes()}}};
     offset += t.values.size_bytes();
-  }
+  };
+  for (std::size_t i = 0; i < tensors.size(); ++i) add("tensors", i, tensors[i], "F32");
+  for (std::size_t i = 0; i < i64_tensors.size(); ++i) add("i64_tensors", i, i64_tensors[i], "I64");
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   std::vector<std::uint8_t> out(8 + text.size() + offset);
@@ -359,19 +376,22 @@ inline std::vector<std::uint8_t> serialize_safetensors(const std::vector<safeten
   for (int i = 0; i < 8; ++i, n >>= 8) out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n & 0xff);
   std::memcpy(out.data() + 8, text.data(), text.size());
   std::uint8_t* data = out.data() + 8 + text.size();
-  for (const auto& t : tensors) {
+  const auto put = [&](const auto& t) {
     if (!t.values.empty()) std::memcpy(data, t.values.data(), t.values.size_bytes());
     data += t.values.size_bytes();
-  }
+  };
+  for (const auto& t : tensors) put(t);
+  for (const auto& t : i64_tensors) put(t);
   return out;
 }
 
 /// Writes `tensors` and `metadata` as a safetensors file at `path` (replacing it); see the
 /// header comment for the checks and the all-or-nothing write.
 inline void write_safetensors(const std::string& path, const std::vector<safetensors_tensor>& tensors,
-                              const std::map<std::string, std::string>& metadata = {}) {
+                              const std::map<std::string, std::string>& metadata = {},
+                              const std::vector<safetensors_i64_tensor>& i64_tensors = {}) {
   gpukit::detail::require(!path.empty(), "gpukit::io::write_safetensors", "argument 'path' is empty");
-  const std::vector<std::uint8_t> bytes = serialize_safetensors(tensors, metadata);
+  const std::vector<std::uint8_t> bytes = serialize_safetensors(tensors, metadata, i64_tensors);
   const std::string temp = path + ".partial";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);

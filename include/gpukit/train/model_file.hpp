@@ -9,7 +9,9 @@
 // "<k>.weight" and "<k>.bias", where k is the layer's position in the model counting
 // every layer (activations, pooling and flatten included), as torch.nn.Sequential numbers
 // its modules. Conv2D weights are (out, in, kh, kw) (PyTorch's OIHW), Dense weights
-// (out, in) (torch.nn.Linear), biases (out). The seed CNN's file holds 0.weight
+// (out, in) (torch.nn.Linear), biases (out). A batch norm holds PyTorch's five: weight and
+// bias (c), running_mean and running_var (c, F32) and num_batches_tracked (a scalar, I64).
+// The seed CNN's file holds 0.weight
 // (32, 3, 3, 3), 0.bias, 4.weight (128, 30752), 4.bias, 6.weight (1, 128), 6.bias; with
 // the matching nn.Sequential, model.load_state_dict(safetensors.torch.load_file(path))
 // takes it as it is (Flatten of NCHW is the same order in both).
@@ -65,12 +67,16 @@ struct load_options {
 
 namespace detail {
 
+/// Which of a layer's tensors an entry is.
+enum class tensor_part { weight, bias, running_mean, running_var, batches_tracked };
+
 /// One tensor the model has: its name, its PyTorch shape and which layer/part it is.
 struct expected_tensor {
   std::string name;
   std::vector<std::size_t> shape;
   std::size_t layer = 0;
-  bool is_bias = false;
+  tensor_part part = tensor_part::weight;
+  const char* dtype() const noexcept { return part == tensor_part::batches_tracked ? "I64" : "F32"; }
 };
 
 inline std::vector<expected_tensor> expected_tensors(const std::vector<nn::layer>& layers) {
@@ -78,11 +84,17 @@ inline std::vector<expected_tensor> expected_tensors(const std::vector<nn::layer
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const std::string k = std::to_string(i);
     if (const auto* c = std::get_if<nn::conv2d>(&layers[i])) {
-      out.push_back({k + ".weight", {c->out_channels, c->in_channels, c->kernel.h, c->kernel.w}, i, false});
-      out.push_back({k + ".bias", {c->out_channels}, i, true});
+      out.push_back({k + ".weight", {c->out_channels, c->in_channels, c->kernel.h, c->kernel.w}, i, tensor_part::weight});
+      out.push_back({k + ".bias", {c->out_channels}, i, tensor_part::bias});
     } else if (const auto* d = std::get_if<nn::dense>(&layers[i])) {
-      out.push_back({k + ".weight", {d->out_features, d->in_features}, i, false});
-      out.push_back({k + ".bias", {d->out_features}, i, true});
+      out.push_back({k + ".weight", {d->out_features, d->in_features}, i, tensor_part::weight});
+      out.push_back({k + ".bias", {d->out_features}, i, tensor_part::bias});
+    } else if (const auto* b = std::get_if<nn::batchnorm>(&layers[i])) {
+      out.push_back({k + ".weight", {b->features}, i, tensor_part::weight});
+      out.push_back({k + ".bias", {b->features}, i, tensor_part::bias});
+      out.push_back({k + ".running_mean", {b->features}, i, tensor_part::running_mean});
+      out.push_back({k + ".running_var", {b->features}, i, tensor_part::running_var});
+      out.push_back({k + ".num_batches_tracked", {}, i, tensor_part::batches_tracked});
     }
   }
   return out;
@@ -119,6 +131,11 @@ inline nlohmann::json layer_json(const nn::layer& l) {
     j["stride"] = {a->stride.h, a->stride.w};
   } else if (const auto* dr = std::get_if<nn::dropout>(&l)) {
     j["p"] = dr->p;
+  } else if (const auto* b = std::get_if<nn::batchnorm>(&l)) {
+    j["features"] = b->features;
+    j["eps"] = b->eps;
+    j["momentum"] = b->momentum;
+    j["dims"] = b->dims;
   } else if (const auto* d = std::get_if<nn::dense>(&l)) {
     j["in_features"] = d->in_features;
     j["out_features"] = d->out_features;
@@ -165,6 +182,15 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
                                          " has no number 'p'");
       return nn::dropout(j["p"].get<float>());
     }
+    if (type == "BatchNormalization") {
+      for (const char* key : {"eps", "momentum"})
+        if (!j.contains(key) || !j[key].is_number())
+          throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                           " has no number '" + key + "'");
+      const std::size_t dims = size_field(j, "dims", index, file);
+      return nn::batchnorm(size_field(j, "features", index, file), j["eps"].get<float>(), j["momentum"].get<float>(),
+                           dims == 1 ? 1 : dims == 2 ? 2 : 0);
+    }
     if (type == "AveragePooling2D")
       return nn::avgpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));
     if (type == "Dense")
@@ -197,8 +223,8 @@ inline void check_tensors(const io::safetensors_file& f, const std::vector<expec
   for (const auto& e : want) {
     const io::safetensors_entry* t = f.find(e.name);
     if (t == nullptr) throw model_file_error(f.source(), "the model's tensor '" + e.name + "' " + shape_string(e.shape) + " is missing");
-    if (t->dtype != "F32")
-      throw model_file_error(f.source(), "tensor '" + e.name + "' has dtype " + t->dtype + ", the model needs F32");
+    if (t->dtype != e.dtype())
+      throw model_file_error(f.source(), "tensor '" + e.name + "' has dtype " + t->dtype + ", the model needs " + e.dtype());
     if (t->shape != e.shape)
       throw model_file_error(f.source(), "tensor '" + e.name + "' has shape " + shape_string(t->shape) +
                                              ", the model's is " + shape_string(e.shape));
@@ -207,6 +233,17 @@ inline void check_tensors(const io::safetensors_file& f, const std::vector<expec
     bool known = false;
     for (const auto& e : want) known = known || e.name == t.name;
     if (!known) throw model_file_error(f.source(), "tensor '" + t.name + "' is not a tensor of the model");
+  }
+}
+
+/// The model's memory of float tensor `e`.
+template <class Model>
+auto float_tensor(Model& m, const expected_tensor& e) {
+  switch (e.part) {
+    case tensor_part::bias: return m.bias(e.layer);
+    case tensor_part::running_mean: return m.running_mean(e.layer);
+    case tensor_part::running_var: return m.running_var(e.layer);
+    default: return m.weights(e.layer);
   }
 }
 
@@ -253,20 +290,35 @@ void save_model(const std::string& path, nn::sequential<Exec>& model,
                             std::string("argument 'metadata' holds the key '") + reserved + "', which save_model writes");
   const auto want = detail::expected_tensors(detail::layers_of(model));
   std::vector<std::vector<float>> values;
+  std::vector<std::vector<std::int64_t>> counters;
   values.reserve(want.size());
+  counters.reserve(want.size());
   for (const auto& e : want) {
-    auto src = e.is_bias ? model.bias(e.layer) : model.weights(e.layer);
+    if (e.part == detail::tensor_part::batches_tracked) {
+      std::vector<std::int64_t> host(1);
+      transfer(make_host_span(host), model.batches_tracked(e.layer), detail::stream_of(model.executor()));
+      counters.push_back(std::move(host));
+      continue;
+    }
+    auto src = detail::float_tensor(model, e);
     std::vector<float> host(src.size());
     transfer(make_host_span(host), src, detail::stream_of(model.executor()));  // GPU: waits
     values.push_back(std::move(host));
   }
   std::vector<io::safetensors_tensor> tensors;
-  for (std::size_t i = 0; i < want.size(); ++i)
-    tensors.push_back({want[i].name, want[i].shape, make_host_span(static_cast<const std::vector<float>&>(values[i]))});
+  std::vector<io::safetensors_i64_tensor> i64_tensors;
+  std::size_t f = 0, c = 0;
+  for (const auto& e : want) {
+    if (e.part == detail::tensor_part::batches_tracked) {
+      i64_tensors.push_back({e.name, e.shape, make_host_span(static_cast<const std::vector<std::int64_t>&>(counters[c++]))});
+    } else {
+      tensors.push_back({e.name, e.shape, make_host_span(static_cast<const std::vector<float>&>(values[f++]))});
+    }
+  }
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = "pt";
   meta[architecture_key] = architecture_json(model);
-  io::write_safetensors(path, tensors, meta);
+  io::write_safetensors(path, tensors, meta, i64_tensors);
 }
 
 /// Loads the weights of an already-read file into `model`, which must have the same
@@ -278,10 +330,23 @@ void load_weights(const io::safetensors_file& file, nn::sequential<Exec>& model)
   const auto want = detail::expected_tensors(detail::layers_of(model));
   detail::check_tensors(file, want);
   std::vector<std::vector<float>> values;
-  for (const auto& e : want) values.push_back(file.f32(e.name));
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    auto dst = want[i].is_bias ? model.bias(want[i].layer) : model.weights(want[i].layer);
-    transfer(dst, make_host_span(static_cast<const std::vector<float>&>(values[i])), detail::stream_of(model.executor()));
+  std::vector<std::vector<std::int64_t>> counters;
+  for (const auto& e : want) {
+    if (e.part == detail::tensor_part::batches_tracked) {
+      counters.push_back(file.i64(e.name));
+    } else {
+      values.push_back(file.f32(e.name));
+    }
+  }
+  std::size_t f = 0, c = 0;
+  for (const auto& e : want) {
+    if (e.part == detail::tensor_part::batches_tracked) {
+      transfer(model.batches_tracked(e.layer), make_host_span(static_cast<const std::vector<std::int64_t>&>(counters[c++])),
+               detail::stream_of(model.executor()));
+    } else {
+      transfer(detail::float_tensor(model, e), make_host_span(static_cast<const std::vector<float>&>(values[f++])),
+               detail::stream_of(model.executor()));
+    }
   }
 }
 
