@@ -6,6 +6,7 @@
 #include "gpukit/train/model_file.hpp"
 #include "train/train_support.hpp"
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -174,6 +175,42 @@ TEST_CASE("model files: batch norms carry PyTorch's five tensors, running estima
   CHECK(same_bits(std::vector<float>(back_rm.begin(), back_rm.end()), std::vector<float>(rm.begin(), rm.end())));
   CHECK(back.batches_tracked(5)[0] == 3);
   CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));  // inference: the running estimates
+}
+
+namespace {
+void write_floats(const std::string& path, const float* v, std::size_t n) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(v), static_cast<std::streamsize>(n * sizeof(float)));
+}
+}  // namespace
+
+// Not part of the suite (hidden): writes a trained batch-norm model, an input and the
+// model's outputs on it in inference and in training mode (and the running estimates after
+// that training pass) to $GPUKIT_TORCH_EXPORT, for tests/train/torch_model_check.py to
+// compare with PyTorch.
+TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][torch_export]") {
+  const char* dir = std::getenv("GPUKIT_TORCH_EXPORT");
+  REQUIRE(dir != nullptr);
+  const std::size_t size = 6;
+  nn::sequential<cpu_executor> m(cpu, 3, size, size);
+  m.add(nn::conv2d(3, 4, 3, 1, 1)).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
+  m.add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::dense(5, 1)).add(nn::sigmoid{});
+  m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
+  train_a_little(m, size);
+  const std::string base = std::string(dir) + "/";
+  train::save_model(base + "bn.safetensors", m);
+  const std::vector<float> xs = gpukit_test::random_values<float>(2 * 3 * size * size, 0, 1, 9);
+  write_floats(base + "x.f32", xs.data(), xs.size());
+  const std::vector<float> eval = forward_cpu(m, size);  // the same x (salt 9)
+  write_floats(base + "y_eval.f32", eval.data(), eval.size());
+  m.set_training(true);
+  const std::vector<float> train = forward_cpu(m, size);
+  write_floats(base + "y_train.f32", train.data(), train.size());
+  for (const std::size_t layer : {std::size_t{1}, std::size_t{5}}) {
+    const auto rm = m.running_mean(layer), rv = m.running_var(layer);
+    write_floats(base + "rm" + std::to_string(layer) + ".f32", rm.data(), rm.size());
+    write_floats(base + "rv" + std::to_string(layer) + ".f32", rv.data(), rv.size());
+  }
 }
 
 TEST_CASE("model files: a file that does not fit, or is damaged, loads nothing", "[train][model_file][damaged]") {
