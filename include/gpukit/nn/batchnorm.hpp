@@ -45,8 +45,8 @@ struct batchnorm_geometry {
   int n = 0, c = 0, plane = 1;
   float eps = 1e-5f, momentum = 0.1f;
   activation act = activation::none;
-  long long count() const noexcept { return static_cast<long long>(n) * plane; }  // values per channel
-  long long total() const noexcept { return count() * c; }
+  GPUKIT_HOST_DEVICE long long count() const noexcept { return static_cast<long long>(n) * plane; }  // values per channel
+  GPUKIT_HOST_DEVICE long long total() const noexcept { return count() * c; }
 };
 
 inline batchnorm_geometry make_batchnorm_geometry(const batchnorm& l, const shape4& in, activation act,
