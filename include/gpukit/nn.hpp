@@ -5,6 +5,7 @@
 #include "gpukit/nn/activation.hpp"
 #include "gpukit/nn/avgpool2d.hpp"
 #include "gpukit/nn/batch_check.hpp"
+#include "gpukit/nn/batchnorm.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/dropout.hpp"

@@ -2,6 +2,7 @@
 // direct computation in double, training- and inference-mode gradients of whole models
 // against central differences, the plan and the path, and bad input.
 #include "nn/reference.hpp"
+#include "support/bad_input.hpp"
 
 #if defined(__CUDACC__)
 #error "this test must be compiled by the host compiler"
@@ -11,7 +12,6 @@
 
 using namespace nn_test;
 using gpukit::cpu_executor;
-using gpukit_test::require_throws_naming;
 
 namespace {
 
@@ -189,17 +189,21 @@ TEST_CASE("batch norm: the plan's path, Keras' table, and a model that learns", 
 
 TEST_CASE("batch norm: bad arguments and batches are typed errors naming them, nothing updated",
           "[nn][batchnorm][bad_input]") {
-  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(0); }, {"batchnorm2d", "'channels' = 0"});
-  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm1d(4, 0.0f); }, {"batchnorm1d", "'eps' = 0"});
-  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(4, 1e-5f, 1.5f); },
-                                               {"batchnorm2d", "'momentum' = 1.5"});
-  require_throws_naming<std::invalid_argument>([] { (void)nn::batchnorm2d(4, 1e-5f, std::nanf("")); }, {"'momentum'"});
+  using invalid = std::invalid_argument;
+  using gpukit_test::bad_input;
+  bad_input<invalid>("gpukit::nn::batchnorm2d", "'channels'", "0", [] { (void)nn::batchnorm2d(0); }, {"'channels' = 0"});
+  bad_input<invalid>("gpukit::nn::batchnorm1d", "'eps'", "0", [] { (void)nn::batchnorm1d(4, 0.0f); }, {"'eps' = 0"});
+  bad_input<invalid>("gpukit::nn::batchnorm2d", "'momentum'", "above 1", [] { (void)nn::batchnorm2d(4, 1e-5f, 1.5f); },
+                     {"'momentum' = 1.5", "[0, 1]"});
+  bad_input<invalid>("gpukit::nn::batchnorm2d", "'momentum'", "NaN", [] { (void)nn::batchnorm2d(4, 1e-5f, std::nanf("")); },
+                     {"'momentum' = nan"});
   {
     model m(cpu, 3, 4, 4);
-    require_throws_naming<std::invalid_argument>([&] { m.add(nn::batchnorm2d(4)); },
-                                                 {"'channels' = 4", "3 channels", "(None, 3, 4, 4)"});
-    require_throws_naming<std::invalid_argument>([&] { m.add(nn::batchnorm1d(3)); },
-                                                 {"flat input", "(None, 3, 4, 4)", "batchnorm2d"});
+    bad_input<invalid>("gpukit::nn::sequential::add", "'channels'", "not the input's channels", [&] { m.add(nn::batchnorm2d(4)); },
+                       {"'channels' = 4", "3 channels", "(None, 3, 4, 4)"});
+    bad_input<invalid>("gpukit::nn::sequential::add", "batchnorm1d", "input not flat", [&] { m.add(nn::batchnorm1d(3)); },
+                       {"flat input", "(None, 3, 4, 4)", "batchnorm2d"});
+    CHECK(m.size() == 0);
   }
   model m(cpu, 6, 1, 1);
   m.add(nn::dense(6, 4)).add(nn::batchnorm1d(4)).add(nn::relu{}).add(nn::dense(4, 1));
@@ -207,14 +211,18 @@ TEST_CASE("batch norm: bad arguments and batches are typed errors naming them, n
   const shape4 xs = m.input_shape(1), ys = m.output_shape(1);
   const std::vector<double> x = random_vector(xs.size(), -1, 1, 314), y = {0.5};
   const std::vector<double> before(m.parameters().begin(), m.parameters().end());
-  require_throws_naming<std::invalid_argument>([&] { (void)m.train_step(view(x, xs), view(y, ys)); },
-                                               {"train_step", "1 sample", "batch_normalization", "at least 2",
-                                                "nothing was updated"});
+  bad_input<invalid>("gpukit::nn::sequential::train_step", "'x'", "1 sample through a batchnorm1d",
+                     [&] { (void)m.train_step(view(x, xs), view(y, ys)); },
+                     {"1 sample", "batch_normalization", "at least 2", "nothing was updated"});
   CHECK(std::equal(before.begin(), before.end(), m.parameters().begin()));
   CHECK(m.batches_tracked(1)[0] == 0);
+  for (double r : m.running_var(1)) CHECK(r == 1.0);
   m.set_training(true);
-  require_throws_naming<std::invalid_argument>([&] { (void)m.forward(view(x, xs)); }, {"forward", "1 sample"});
+  bad_input<invalid>("gpukit::nn::sequential::forward", "'x'", "1 sample through a batchnorm1d in training",
+                     [&] { (void)m.forward(view(x, xs)); }, {"1 sample"});
+  CHECK(m.batches_tracked(1)[0] == 0);
   m.set_training(false);
   (void)m.forward(view(x, xs));  // inference takes one sample
-  require_throws_naming<std::invalid_argument>([&] { (void)m.running_mean(0); }, {"'layer' = 0", "not a batch-norm"});
+  bad_input<invalid>("gpukit::nn::sequential::running_mean", "'layer'", "not a batch norm", [&] { (void)m.running_mean(0); },
+                     {"'layer' = 0", "not a batch-norm"});
 }

@@ -272,8 +272,8 @@ struct batchnorm {
     const std::string w = who.empty() ? where() : who;
     if (dims == 1)
       detail::require(in.h == 1 && in.w == 1, w.c_str(),
-                      "needs a flat input (None, " + std::to_string(features) + ", 1, 1), got " + sample_string(in) +
-                          ": add a flatten layer before it, or use batchnorm2d");
+                      "batchnorm1d needs a flat input (None, " + std::to_string(features) + ", 1, 1), got " +
+                          sample_string(in) + ": add a flatten layer before it, or use batchnorm2d");
     detail::require(in.c == features, w.c_str(),
                     "argument '" + std::string(dims == 1 ? "features" : "channels") + "' = " + std::to_string(features) +
                         " does not match the input's " + std::to_string(in.c) + " channels (input shape " +

@@ -3,7 +3,8 @@
 // Every layer kind has one host-compilable selection function (choose_conv2d_path in
 // conv2d.hpp, choose_dense_path in dense.hpp, choose_pool_path in maxpool2d.hpp,
 // choose_avgpool_path in avgpool2d.hpp, choose_dropout_path in dropout.hpp,
-// choose_softmax_path in softmax.hpp, choose_loss_path in loss.hpp, choose_optimizer_path in
+// choose_softmax_path in softmax.hpp, choose_batchnorm_path in batchnorm.hpp,
+// choose_loss_path in loss.hpp, choose_optimizer_path in
 // optimizer.hpp). Each takes the layer's shape and a path_target and returns the path, its
 // tiles and its scratch; the model plan asks them once per stage and summary() prints their
 // answers. A path_target can be made by hand (unit tests plan for an H200 on a machine
