@@ -39,7 +39,7 @@ def build(layers):
         kind = l["type"]
         if kind == "Conv2D":
             out.append(torch.nn.Conv2d(l["in_channels"], l["out_channels"], tuple(l["kernel_size"]),
-                                       stride=l["stride"], padding=l["padding"]))
+                                       stride=l["stride"], padding=l["padding"], bias=l.get("bias", True)))
         elif kind == "MaxPooling2D":
             out.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
         elif kind == "AveragePooling2D":
@@ -54,7 +54,7 @@ def build(layers):
         elif kind == "Softmax":
             out.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":
-            out.append(torch.nn.Linear(l["in_features"], l["out_features"]))
+            out.append(torch.nn.Linear(l["in_features"], l["out_features"], bias=l.get("bias", True)))
         elif kind == "Flatten":
             out.append(torch.nn.Flatten())
         else:

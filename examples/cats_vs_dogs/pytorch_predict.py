@@ -24,7 +24,7 @@ def build(arch):
         kind = l["type"]
         if kind == "Conv2D":
             layers.append(torch.nn.Conv2d(l["in_channels"], l["out_channels"], tuple(l["kernel_size"]),
-                                          stride=l["stride"], padding=l["padding"]))
+                                          stride=l["stride"], padding=l["padding"], bias=l.get("bias", True)))
         elif kind == "MaxPooling2D":
             layers.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
         elif kind == "AveragePooling2D":
@@ -39,7 +39,7 @@ def build(arch):
         elif kind == "Softmax":
             layers.append(torch.nn.Softmax(dim=1))
         elif kind == "Dense":
-            layers.append(torch.nn.Linear(l["in_features"], l["out_features"]))
+            layers.append(torch.nn.Linear(l["in_features"], l["out_features"], bias=l.get("bias", True)))
         elif kind == "Flatten":
             layers.append(torch.nn.Flatten())
         else:

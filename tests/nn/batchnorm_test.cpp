@@ -138,6 +138,30 @@ TEST_CASE("batch norm gradients match central differences in training and infere
     m.set_training(false);
     check_gradients(m, 3, 306);
   }
+  SECTION("conv and dense without bias around batch norms") {
+    model m(cpu, 2, 5, 5);
+    m.add(nn::conv2d(2, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4)).add(nn::relu{}).add(nn::flatten{});
+    m.add(nn::dense(100, 3).no_bias()).add(nn::batchnorm1d(3)).add(nn::dense(3, 2).no_bias());
+    m.compile(4, nn::mean_squared_error{}, nn::adam{}, 9);
+    CHECK(m.parameter_count() == 2 * 4 * 9 + 8 + 300 + 6 + 6);
+    CHECK(m.bias(0).size() == 0);
+    CHECK(m.bias(4).size() == 0);
+    m.set_training(true);
+    check_gradients(m, 4, 320);
+    m.set_training(false);
+    check_gradients(m, 3, 322);
+    // Training steps change only the layers' parameters: the padding (where a bias would be)
+    // stays zero.
+    const shape4 xs = m.input_shape(4), ys = m.output_shape(4);
+    const std::vector<double> x = random_vector(xs.size(), -1, 1, 324), y = random_vector(ys.size(), -1, 1, 325);
+    for (int k = 0; k < 3; ++k) (void)m.train_step(view(x, xs), view(y, ys));
+    std::vector<bool> owned(m.parameters().size(), false);
+    for (std::size_t layer : {0, 1, 4, 5, 6})
+      for (const auto part : {m.weights(layer), m.bias(layer)})
+        for (std::size_t i = 0; i < part.size(); ++i) owned[static_cast<std::size_t>(part.data() - m.parameters().data()) + i] = true;
+    for (std::size_t i = 0; i < owned.size(); ++i)
+      if (!owned[i]) REQUIRE(m.parameters()[i] == 0.0);
+  }
   SECTION("a batch norm first (no input gradient), a sigmoid, a global pool") {
     model m(cpu, 3, 5, 3);
     m.add(nn::batchnorm2d(3)).add(nn::sigmoid{}).add(nn::conv2d(3, 2, 2)).add(nn::global_avgpool2d{});

@@ -667,15 +667,18 @@ TEST_CASE("a small model learns a toy problem on the GPU", "[gpu][nn][model][tra
 struct batchnorm_case {
   std::size_t n, c_in, c, h, w;
   nn::activation act;
+  bool bias;  // of the conv or dense layer before the batch norm
 };
 
 template <class Exec, class T>
 nn::sequential<Exec, T> batchnorm_model(const Exec& exec, const batchnorm_case& k) {
   nn::sequential<Exec, T> m(exec, k.c_in, k.h, k.w);
   if (k.h * k.w == 1) {
-    m.add(nn::flatten{}).add(nn::dense(k.c_in, k.c)).add(nn::batchnorm1d(k.c, 1e-3f, 0.2f));
+    const nn::dense d(k.c_in, k.c);
+    m.add(nn::flatten{}).add(k.bias ? d : d.no_bias()).add(nn::batchnorm1d(k.c, 1e-3f, 0.2f));
   } else {
-    m.add(nn::conv2d(k.c_in, k.c, 1)).add(nn::batchnorm2d(k.c, 1e-3f, 0.2f));
+    const nn::conv2d c(k.c_in, k.c, 1);
+    m.add(k.bias ? c : c.no_bias()).add(nn::batchnorm2d(k.c, 1e-3f, 0.2f));
   }
   if (k.act == nn::activation::relu) m.add(nn::relu{});
   if (k.act == nn::activation::tanh) m.add(nn::tanh{});
@@ -688,15 +691,15 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
   gpu g;
   using nn::activation;
   const std::vector<batchnorm_case> cases = {
-      {5, 3, 7, 9, 9, activation::relu},     // plane layout, planes not a multiple of 4
-      {8, 4, 16, 8, 8, activation::none},    // plane layout, 16-byte passes
-      {64, 8, 32, 16, 16, activation::relu}, // several slices per channel
-      {3, 5, 40, 3, 3, activation::tanh},    // column layout, two channel groups
-      {64, 12, 70, 1, 1, activation::relu},  // BatchNorm1d: planes of one value
-      {300, 6, 33, 1, 1, activation::none},  // BatchNorm1d, several slices
+      {5, 3, 7, 9, 9, activation::relu, true},      // plane layout, planes not a multiple of 4
+      {8, 4, 16, 8, 8, activation::none, false},    // plane layout, 16-byte passes; conv without bias
+      {64, 8, 32, 16, 16, activation::relu, true},  // several slices per channel
+      {3, 5, 40, 3, 3, activation::tanh, true},     // column layout, two channel groups
+      {64, 12, 70, 1, 1, activation::relu, false},  // BatchNorm1d: planes of one value; dense without bias
+      {300, 6, 33, 1, 1, activation::none, true},   // BatchNorm1d, several slices
   };
   for (const auto& k : cases) {
-    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, static_cast<int>(k.act));
+    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, static_cast<int>(k.act), k.bias);
     auto on_gpu = batchnorm_model<cuda_executor, float>(g.exec, k);
     auto on_cpu = batchnorm_model<gpukit::cpu_executor, double>(cpu, k);
     const std::size_t bn = k.h * k.w == 1 ? 2 : 1, pre = bn - 1;
@@ -706,7 +709,7 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
     std::vector<double> pd(on_cpu.parameters().begin(), on_cpu.parameters().end());
     const std::vector<double> noise = random_vector(pd.size(), -1, 1, 401);
     for (const std::size_t layer : {pre, bn})
-      for (const auto part : {on_cpu.weights(layer), on_cpu.bias(layer)}) {
+      for (const auto part : {on_cpu.weights(layer), on_cpu.bias(layer)}) {  // (empty without a bias)
         const auto off = static_cast<std::size_t>(part.data() - on_cpu.parameters().data());
         for (std::size_t i = off; i < off + part.size(); ++i)
           pd[i] = layer == bn && part.data() == on_cpu.weights(bn).data() ? std::fabs(noise[i]) + 0.5 : noise[i];

@@ -137,11 +137,11 @@ TEST_CASE("model files: average pools keep their windows, and the tensors after 
   CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));
 }
 
-TEST_CASE("model files: batch norms carry PyTorch's five tensors, running estimates and counter included",
+TEST_CASE("model files: batch norms carry PyTorch's five tensors, a conv without bias none",
           "[train][model_file][batchnorm]") {
   const std::size_t size = 6;
   nn::sequential<cpu_executor> m(cpu, 3, size, size);
-  m.add(nn::conv2d(3, 4, 3, 1, 1)).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
+  m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
   m.add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::dense(5, 1)).add(nn::sigmoid{});
   m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
   train_a_little(m, size);
@@ -150,7 +150,7 @@ TEST_CASE("model files: batch norms carry PyTorch's five tensors, running estima
   train::save_model(path, m);
   const io::safetensors_file f = io::read_safetensors(path);
   const std::vector<std::pair<std::string, std::vector<std::size_t>>> want = {
-      {"0.weight", {4, 3, 3, 3}}, {"0.bias", {4}},         {"1.weight", {4}},          {"1.bias", {4}},
+      {"0.weight", {4, 3, 3, 3}}, {"1.weight", {4}},       {"1.bias", {4}},
       {"1.running_mean", {4}},    {"1.running_var", {4}},  {"1.num_batches_tracked", {}},
       {"4.weight", {5, 144}},     {"4.bias", {5}},         {"5.weight", {5}},          {"5.bias", {5}},
       {"5.running_mean", {5}},    {"5.running_var", {5}},  {"5.num_batches_tracked", {}},
@@ -165,6 +165,8 @@ TEST_CASE("model files: batch norms carry PyTorch's five tensors, running estima
   const auto rv = m.running_var(1);
   CHECK(same_bits(f.f32("1.running_var"), std::vector<float>(rv.begin(), rv.end())));
   const auto arch = nlohmann::json::parse(f.metadata().at(train::architecture_key));
+  CHECK(arch["layers"][0]["bias"] == false);
+  CHECK(!arch["layers"][4].contains("bias"));
   CHECK(arch["layers"][1]["type"] == "BatchNormalization");
   CHECK(arch["layers"][1]["dims"] == 2);
   CHECK(arch["layers"][5]["dims"] == 1);
@@ -193,7 +195,7 @@ TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][to
   REQUIRE(dir != nullptr);
   const std::size_t size = 6;
   nn::sequential<cpu_executor> m(cpu, 3, size, size);
-  m.add(nn::conv2d(3, 4, 3, 1, 1)).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
+  m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
   m.add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::dense(5, 1)).add(nn::sigmoid{});
   m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
   train_a_little(m, size);

@@ -10,7 +10,8 @@
 //
 // Contracts (all checked before anything is written; std::invalid_argument names the
 // argument and both shapes):
-// - x (n, in, h, w); w has out·in·kh·kw elements, (out, in, kh, kw); b has out elements;
+// - x (n, in, h, w); w has out·in·kh·kw elements, (out, in, kh, kw); b has out elements
+//   (also for a layer made with no_bias(): pass zeros; in a model it has no bias at all);
 //   y the block's output shape: the conv's (n, out, oh, ow), pooled when block.pool is set.
 // - argmax (int32, y's shape) receives, for each pooled output, the conv-output element
 //   it came from as (row << 16) | column; unused (may be empty) without a pool.
@@ -290,7 +291,7 @@ void conv2d_block_forward(const Exec& exec, const conv_block& block, const X& x,
   static_assert(std::is_same_v<decltype(yv.data), T*>, "gpukit::nn::conv2d_block_forward: x and y element types differ");
   static_assert(std::is_same_v<decltype(av.data), std::int32_t*>, "gpukit::nn::conv2d_block_forward: argmax holds int32");
   const detail::conv_geometry g = detail::checked_conv_geometry<Exec>(where, block, xv, ws);
-  detail::require_count(where, "b", bs.size(), block.conv.bias_count());
+  detail::require_count(where, "b", bs.size(), block.conv.out_channels);
   detail::require_shape(where, "y", yv.shape, g.output_shape());
   if (block.pool) detail::require_shape(where, "argmax", av.shape, g.output_shape());
   const conv2d_path path = detail::conv2d_path_for(exec, g, false);
@@ -314,7 +315,7 @@ void conv2d_block_backward(const Exec& exec, const conv_block& block, const X& x
   const auto dxv = detail::optional_output_view<Exec, T>(dx);
   const detail::conv_geometry g = detail::checked_conv_geometry<Exec>(where, block, xv, ws);
   detail::require_count(where, "dw", dws.size(), block.conv.weight_count());
-  detail::require_count(where, "db", dbs.size(), block.conv.bias_count());
+  detail::require_count(where, "db", dbs.size(), block.conv.out_channels);
   detail::require_shape(where, "dy", dyv.shape, g.output_shape());
   if (block.act != activation::none) detail::require_shape(where, "y", yv.shape, g.output_shape());
   if (block.pool) detail::require_shape(where, "argmax", av.shape, g.output_shape());

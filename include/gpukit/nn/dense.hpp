@@ -5,7 +5,8 @@
 //
 // Contracts (checked before anything is written; std::invalid_argument names the argument
 // and both shapes):
-// - x (n, in, 1, 1); w has out·in elements, (out, in) row-major; b has out; y (n, out, 1, 1).
+// - x (n, in, 1, 1); w has out·in elements, (out, in) row-major; b has out (also for a layer
+//   made with no_bias(): pass zeros; in a model it has no bias at all); y (n, out, 1, 1).
 // - pre, when given, receives x·wᵀ + b before the activation (y's shape): a loss on
 //   logits uses it.
 // - backward: y is the forward's output (read only when act is not none); dy has y's
@@ -189,7 +190,7 @@ void dense_forward_front(const Exec& exec, const dense& layer, const X& x, const
   static_assert(std::is_same_v<decltype(yv.data), T*>, "gpukit::nn::dense_forward: x and y element types differ");
   const dense_geometry g = make_dense_geometry(layer, xv.shape, where);
   require_count(where, "w", ws.size(), layer.weight_count());
-  require_count(where, "b", bs.size(), layer.bias_count());
+  require_count(where, "b", bs.size(), layer.out_features);
   require_shape(where, "y", yv.shape, layer.output_shape(xv.shape, where));
   const bool want_pre = !std::is_same_v<std::decay_t<P>, no_grad_t>;
   if (want_pre) require_shape(where, "pre", pv.shape, yv.shape);
@@ -234,7 +235,7 @@ void dense_backward(const Exec& exec, const dense& layer, const X& x, const W& w
   const shape4 out = layer.output_shape(xv.shape, where);
   detail::require_count(where, "w", ws.size(), layer.weight_count());
   detail::require_count(where, "dw", dws.size(), layer.weight_count());
-  detail::require_count(where, "db", dbs.size(), layer.bias_count());
+  detail::require_count(where, "db", dbs.size(), layer.out_features);
   detail::require_shape(where, "dy", dyv.shape, out);
   if (act != activation::none) detail::require_shape(where, "y", yv.shape, out);
   const bool want_dx = !std::is_same_v<std::decay_t<DX>, no_grad_t>;

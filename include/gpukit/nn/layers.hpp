@@ -7,6 +7,8 @@
 //       kernel is a size (square) or nn::kernel_size{h, w}; zero padding on every side;
 //       weights (out, in, kh, kw) then bias (out). Keras' old Convolution2D(32, 3, 3) is
 //       nn::conv2d(3, 32, 3, 1): stride is always explicit here.
+//       .no_bias(): the layer without a bias (torch's bias=False; before a batch norm, whose
+//       own bias makes one redundant): none in the model's parameters or files.
 //   nn::maxpool2d(window, stride = window)           no padding, floor division
 //   nn::avgpool2d(window, stride = window)           the window's mean; no padding, floor
 //                                                      division (torch.nn.AvgPool2d)
@@ -14,7 +16,8 @@
 //                                                      plane's mean (Keras' GlobalAveragePooling2D;
 //                                                      a dense layer can follow it directly)
 //   nn::dense(in_features, out_features)              weights (out, in) then bias (out);
-//                                                      takes a flat (n, in, 1, 1) input
+//                                                      takes a flat (n, in, 1, 1) input;
+//                                                      .no_bias() as for conv2d
 //   nn::flatten{}                                     (n, c, h, w) -> (n, c·h·w, 1, 1)
 //   nn::relu{}, nn::sigmoid{}, nn::tanh{}
 //   nn::softmax{}                                     over the channels of each pixel (the
@@ -72,6 +75,7 @@ struct conv2d {
   kernel_size kernel{};
   std::size_t stride = 1, padding = 0;
   init weight_init = init::glorot_uniform;
+  bool use_bias = true;  ///< false: no bias parameters (the passes add zero)
 
   conv2d(std::size_t in, std::size_t out, kernel_size k, std::size_t stride_ = 1, std::size_t padding_ = 0,
          init weights = init::glorot_uniform)
@@ -82,8 +86,16 @@ struct conv2d {
          init weights = init::glorot_uniform)
       : conv2d(in, out, kernel_size{k, k}, stride_, padding_, weights) {}
 
+  /// This layer without a bias (torch.nn.Conv2d's bias=False).
+  conv2d no_bias() const {
+    conv2d c = *this;
+    c.use_bias = false;
+    return c;
+  }
+
   std::size_t weight_count() const noexcept { return out_channels * in_channels * kernel.h * kernel.w; }
-  std::size_t bias_count() const noexcept { return out_channels; }
+  /// The bias parameters the layer has in a model: out_channels, or 0 without a bias.
+  std::size_t bias_count() const noexcept { return use_bias ? out_channels : 0; }
   std::size_t parameter_count() const noexcept { return weight_count() + bias_count(); }
   std::size_t fan_in() const noexcept { return in_channels * kernel.h * kernel.w; }
   std::size_t fan_out() const noexcept { return out_channels * kernel.h * kernel.w; }
@@ -177,14 +189,23 @@ struct global_avgpool2d {
 struct dense {
   std::size_t in_features = 0, out_features = 0;
   init weight_init = init::glorot_uniform;
+  bool use_bias = true;  ///< false: no bias parameters (the passes add zero)
 
   dense(std::size_t in, std::size_t out, init weights = init::glorot_uniform)
       : in_features(in), out_features(out), weight_init(weights) {
     validate();
   }
 
+  /// This layer without a bias (torch.nn.Linear's bias=False).
+  dense no_bias() const {
+    dense d = *this;
+    d.use_bias = false;
+    return d;
+  }
+
   std::size_t weight_count() const noexcept { return out_features * in_features; }
-  std::size_t bias_count() const noexcept { return out_features; }
+  /// The bias parameters the layer has in a model: out_features, or 0 without a bias.
+  std::size_t bias_count() const noexcept { return use_bias ? out_features : 0; }
   std::size_t parameter_count() const noexcept { return weight_count() + bias_count(); }
   std::size_t fan_in() const noexcept { return in_features; }
   std::size_t fan_out() const noexcept { return out_features; }

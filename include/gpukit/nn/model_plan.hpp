@@ -20,7 +20,8 @@
 // - GPU: a small last dense layer and an elementwise loss are one launch, and with Adam up
 //   to three dense layers whose backward kernel can take it apply the update themselves.
 // Parameters: one buffer, every slice 256-byte aligned (64 floats), weights then bias per
-// layer in layer order; the gradients mirror it.
+// layer in layer order; the gradients mirror it. A conv or dense layer without a bias has no
+// bias slice (b_count 0): the runner hands its kernels a zero bias and a discarded gradient.
 // Host-only: compiles with a plain C++17 compiler.
 #pragma once
 
@@ -178,6 +179,13 @@ class model_plan {
   /// Elements of the parameter buffer (and of the gradient buffer), alignment padding included.
   std::size_t parameter_total() const noexcept { return param_total_; }
   const std::vector<param_slot>& slots() const noexcept { return slots_; }
+  /// The most outputs of a conv or dense layer without a bias (the runner's zero bias).
+  std::size_t max_biasless_outputs() const noexcept {
+    std::size_t m = 0;
+    for (const auto& st : stages_)
+      if (st.has_params && st.b_count == 0) m = std::max(m, st.conv ? st.conv->conv.out_channels : st.fc->out_features);
+    return m;
+  }
   /// The most scratch any kernel of a step or a forward pass borrows, over every batch size.
   std::size_t scratch_bytes() const noexcept { return scratch_bytes_; }
 
@@ -382,7 +390,8 @@ class model_plan {
       } else if (st.kind == stage_kind::dense) {
         detail::dense_context c;
         c.aligned16 = i != first_reader || input_aligned;
-        c.adam_available = optimizer_path_.fuses_into_layers && fused_adam < max_fused_adam;
+        // Adam in the backward kernel updates the bias too: only where the layer has one.
+        c.adam_available = optimizer_path_.fuses_into_layers && fused_adam < max_fused_adam && st.b_count > 0;
         c.loss_head = i + 1 == stages_.size() && elementwise;
         c.want_dx = st.needs_dx;
         c.act = st.backward_act();

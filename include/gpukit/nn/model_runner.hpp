@@ -81,6 +81,9 @@ class model_runner {
     for (std::size_t i = 0; i < stages.size(); ++i)  // each layer its own stream of masks
       if (stages[i].drop) dropout_params_[i] = detail::make_dropout_params(*stages[i].drop, seed, static_cast<std::uint32_t>(stages[i].first_layer));
     dropout_step_ = make_buffer<std::uint64_t>(exec_, 1, zero_init);
+    const std::size_t biasless = std::max<std::size_t>(plan_.max_biasless_outputs(), 1);
+    zero_bias_ = make_buffer<T>(exec_, biasless, zero_init);
+    bias_sink_ = make_buffer<T>(exec_, biasless, zero_init);
     allocate_batchnorm_state();
     if constexpr (is_gpu_executor_v<Exec>) {  // the kernels borrow scratch from the model's workspace
       scratch_ = std::make_unique<workspace>(exec_.stream(), plan_.scratch_bytes());
@@ -222,7 +225,7 @@ class model_runner {
       const T* dy = stage_grad(static_cast<std::ptrdiff_t>(i));
       T* dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(i) - 1) : nullptr;
       T* dw = grads_.data() + st.w_off;
-      T* db = grads_.data() + st.b_off;
+      T* db = bias_grad_of(st);
       switch (st.kind) {
         case stage_kind::conv: {
           detail::conv_backward_extras<T> extra;
@@ -382,7 +385,9 @@ class model_runner {
     return i < 0 ? nullptr : buffers_[static_cast<std::size_t>(i)].grad.data();
   }
   const T* weights_of(const stage_plan& st) const { return params_.data() + st.w_off; }
-  const T* bias_of(const stage_plan& st) const { return params_.data() + st.b_off; }
+  /// A layer without a bias reads zeros and writes its bias gradient where nothing reads it.
+  const T* bias_of(const stage_plan& st) const { return st.b_count > 0 ? params_.data() + st.b_off : zero_bias_.data(); }
+  T* bias_grad_of(const stage_plan& st) { return st.b_count > 0 ? grads_.data() + st.b_off : bias_sink_.data(); }
 
   detail::dense_backward_extras<T> dense_extras(const stage_plan& st, const T* dx, bool accumulate) const {
     detail::dense_backward_extras<T> extra;
@@ -414,7 +419,7 @@ class model_runner {
     a.logits = st.loss_takes_logits ? buffers_[last].logits.data() : nullptr;
     a.kind = st.loss_takes_logits ? detail::loss_kind::bce_logits : detail::kind_of(plan_.loss_function());
     a.target = y, a.loss_out = loss_address();
-    a.dw = grads_.data() + st.w_off, a.db = grads_.data() + st.b_off;
+    a.dw = grads_.data() + st.w_off, a.db = bias_grad_of(st);
     a.dx = st.needs_dx ? stage_grad(static_cast<std::ptrdiff_t>(last) - 1) : nullptr;
     a.e = dense_extras(st, a.dx, accumulate);
     detail::dense_head_impl(run_exec_, a);
@@ -433,6 +438,7 @@ class model_runner {
   T loss_host_ = T(0);
   std::vector<detail::dropout_params> dropout_params_;  // per stage (dropout stages only)
   buffer<std::uint64_t> dropout_step_;
+  buffer<T> zero_bias_, bias_sink_;       // layers without a bias: what their kernels read and write
   buffer<T> bn_running_;                  // batch norms: running mean then variance, per layer
   buffer<std::int64_t> bn_tracked_;       // batch norms: training batches seen, per stage
   buffer<float> bn_partial_;              // batch norms: the GPU's slice sums

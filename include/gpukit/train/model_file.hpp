@@ -9,7 +9,8 @@
 // "<k>.weight" and "<k>.bias", where k is the layer's position in the model counting
 // every layer (activations, pooling and flatten included), as torch.nn.Sequential numbers
 // its modules. Conv2D weights are (out, in, kh, kw) (PyTorch's OIHW), Dense weights
-// (out, in) (torch.nn.Linear), biases (out). A batch norm holds PyTorch's five: weight and
+// (out, in) (torch.nn.Linear), biases (out; none for a layer made with no_bias(), whose
+// architecture entry says "bias": false, torch's bias=False). A batch norm holds PyTorch's five: weight and
 // bias (c), running_mean and running_var (c, F32) and num_batches_tracked (a scalar, I64).
 // The seed CNN's file holds 0.weight
 // (32, 3, 3, 3), 0.bias, 4.weight (128, 30752), 4.bias, 6.weight (1, 128), 6.bias; with
@@ -85,10 +86,10 @@ inline std::vector<expected_tensor> expected_tensors(const std::vector<nn::layer
     const std::string k = std::to_string(i);
     if (const auto* c = std::get_if<nn::conv2d>(&layers[i])) {
       out.push_back({k + ".weight", {c->out_channels, c->in_channels, c->kernel.h, c->kernel.w}, i, tensor_part::weight});
-      out.push_back({k + ".bias", {c->out_channels}, i, tensor_part::bias});
+      if (c->use_bias) out.push_back({k + ".bias", {c->out_channels}, i, tensor_part::bias});
     } else if (const auto* d = std::get_if<nn::dense>(&layers[i])) {
       out.push_back({k + ".weight", {d->out_features, d->in_features}, i, tensor_part::weight});
-      out.push_back({k + ".bias", {d->out_features}, i, tensor_part::bias});
+      if (d->use_bias) out.push_back({k + ".bias", {d->out_features}, i, tensor_part::bias});
     } else if (const auto* b = std::get_if<nn::batchnorm>(&layers[i])) {
       out.push_back({k + ".weight", {b->features}, i, tensor_part::weight});
       out.push_back({k + ".bias", {b->features}, i, tensor_part::bias});
@@ -123,6 +124,7 @@ inline nlohmann::json layer_json(const nn::layer& l) {
     j["stride"] = c->stride;
     j["padding"] = c->padding;
     j["weight_init"] = nn::init_name(c->weight_init);
+    if (!c->use_bias) j["bias"] = false;
   } else if (const auto* p = std::get_if<nn::maxpool2d>(&l)) {
     j["window"] = {p->window.h, p->window.w};
     j["stride"] = {p->stride.h, p->stride.w};
@@ -140,6 +142,7 @@ inline nlohmann::json layer_json(const nn::layer& l) {
     j["in_features"] = d->in_features;
     j["out_features"] = d->out_features;
     j["weight_init"] = nn::init_name(d->weight_init);
+    if (!d->use_bias) j["bias"] = false;
   }
   return j;
 }
@@ -166,15 +169,26 @@ inline nn::init init_field(const nlohmann::json& j, std::size_t index, const std
                                    " has an unknown weight_init '" + name + "'");
 }
 
+/// Whether a conv or dense layer has a bias: field "bias" (a boolean), true when absent.
+inline bool bias_field(const nlohmann::json& j, std::size_t index, const std::string& file) {
+  if (!j.contains("bias")) return true;
+  if (!j["bias"].is_boolean())
+    throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                     " has a 'bias' that is not true or false");
+  return j["bias"].get<bool>();
+}
+
 inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, const std::string& file) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) + " has no type");
   const std::string type = j["type"].get<std::string>();
   try {
-    if (type == "Conv2D")
-      return nn::conv2d(size_field(j, "in_channels", index, file), size_field(j, "out_channels", index, file),
-                        pair_field(j, "kernel_size", index, file), size_field(j, "stride", index, file),
-                        size_field(j, "padding", index, file), init_field(j, index, file));
+    if (type == "Conv2D") {
+      nn::conv2d c(size_field(j, "in_channels", index, file), size_field(j, "out_channels", index, file),
+                   pair_field(j, "kernel_size", index, file), size_field(j, "stride", index, file),
+                   size_field(j, "padding", index, file), init_field(j, index, file));
+      return bias_field(j, index, file) ? c : c.no_bias();
+    }
     if (type == "MaxPooling2D") return nn::maxpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));
     if (type == "Dropout") {
       if (!j.contains("p") || !j["p"].is_number())
@@ -193,9 +207,11 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
     }
     if (type == "AveragePooling2D")
       return nn::avgpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));
-    if (type == "Dense")
-      return nn::dense(size_field(j, "in_features", index, file), size_field(j, "out_features", index, file),
-                       init_field(j, index, file));
+    if (type == "Dense") {
+      nn::dense d(size_field(j, "in_features", index, file), size_field(j, "out_features", index, file),
+                  init_field(j, index, file));
+      return bias_field(j, index, file) ? d : d.no_bias();
+    }
   } catch (const std::invalid_argument& e) {
     throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) + ": " + e.what());
   }
