@@ -174,6 +174,37 @@ TEST_CASE("batch norm gradients match central differences in training and infere
   }
 }
 
+TEST_CASE("batch norm folded into the layer before it in inference: predict and evaluate equal forward",
+          "[nn][batchnorm][model]") {
+  model m(cpu, 3, 6, 6);
+  m.add(nn::conv2d(3, 5, 3, 1, 1)).add(nn::batchnorm2d(5)).add(nn::relu{}).add(nn::maxpool2d(2)).add(nn::flatten{});
+  m.add(nn::dense(45, 7).no_bias()).add(nn::batchnorm1d(7)).add(nn::tanh{}).add(nn::dense(7, 3));
+  m.add(nn::batchnorm1d(3));  // the last stage, folded too
+  m.compile(8, nn::mean_squared_error{}, nn::adam{0.01f}, 17);
+  CHECK(m.compiled_plan().stages()[0].folds_next_batchnorm);
+  CHECK(!m.compiled_plan().stages()[1].folds_next_batchnorm);
+  CHECK(m.compiled_plan().stages()[4].folds_next_batchnorm);
+  CHECK(m.compiled_plan().stages()[6].folds_next_batchnorm);
+  CHECK(m.compiled_plan().path_text(0).find("inference: the next batch norm folded in") != std::string::npos);
+  // Train a little, so that the running estimates and the parameters are far from their start.
+  const shape4 xs = m.input_shape(8), ys = m.output_shape(8);
+  const std::vector<double> x = random_vector(xs.size(), -1, 2, 330), y = random_vector(ys.size(), -1, 1, 331);
+  for (int k = 0; k < 5; ++k) (void)m.train_step(view(x, xs), view(y, ys));
+  const auto forward = m.forward(view(x, xs));
+  const std::vector<double> plain(forward.data, forward.data + forward.size());
+  const auto folded = m.predict(view(x, xs));
+  require_relative(std::vector<double>(folded.data, folded.data + folded.size()), plain, 1e-12, "predict against forward");
+  double mse = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i) mse += (plain[i] - y[i]) * (plain[i] - y[i]);
+  CHECK(m.evaluate(view(x, xs), view(y, ys)) == Approx(mse / static_cast<double>(plain.size())).epsilon(1e-12));
+  // The folded pass keeps no gradient state: backward() after it is refused.
+  (void)m.predict(view(x, xs));
+  gpukit_test::bad_input<std::invalid_argument>("gpukit::nn::sequential::backward", "forward(x)", "after a folded pass",
+                                                [&] { m.backward(view(y, ys)); }, {"folded"});
+  (void)m.forward(view(x, xs));
+  m.backward(view(y, ys));  // after an unfolded forward it runs
+}
+
 TEST_CASE("batch norm: the plan's path, Keras' table, and a model that learns", "[nn][batchnorm][model]") {
   model m(cpu, 3, 8, 8);
   m.add(nn::conv2d(3, 8, 3, 1, 1)).add(nn::batchnorm2d(8)).add(nn::relu{}).add(nn::flatten{}).add(nn::dense(512, 2));

@@ -755,6 +755,15 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
       CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-4));
       compare(training ? "training" : "inference");
     }
+    // Inference with the batch norm folded into the layer before it: the CPU's, and a
+    // captured inference forward that replays it.
+    const std::vector<double> folded_gpu = g.download(on_gpu.predict(gx));
+    const auto folded_cpu = on_cpu.predict(view(xd, xs));
+    require_relative(folded_gpu, std::vector<double>(folded_cpu.data, folded_cpu.data + ys.size()), tolerance, "predict");
+    on_gpu.set_training(false);
+    nn::graph infer = on_gpu.capture_forward(gx);
+    infer.replay(g.stream.view());
+    CHECK(g.download(on_gpu.last_output().span()) == folded_gpu);
     // A captured training step replays like eager steps: statistics updated at every replay.
     auto replayed = batchnorm_model<cuda_executor, float>(g.exec, k);
     gpukit::transfer(replayed.parameters(), gpukit::make_host_span(std::as_const(pf)), g.stream.view());

@@ -207,6 +207,23 @@ inline void batchnorm_apply_launch(const cuda_executor& exec, const batchnorm_ge
   }
 }
 
+template <class = void>
+__global__ void fold_batchnorm_kernel(const float* w, const float* b, long long per_out, int outs, const float* saved,
+                                      float* w_out, float* b_out) {
+  GPUKIT_NN_GRID_STRIDE(i, per_out * outs) fold_batchnorm_element(i, w, b, per_out, outs, saved, w_out, b_out);
+}
+
+inline void batchnorm_inference_coefficients_impl(const cuda_executor& exec, const batchnorm_geometry& g,
+                                                  const batchnorm_state<float>& s) {
+  batchnorm_finalize_launch(exec, g, 1, 1, false, false, nullptr, s, nullptr, nullptr);
+}
+
+inline void fold_batchnorm_impl(const cuda_executor& exec, const float* w, const float* b, long long per_out, int outs,
+                                const float* saved, float* w_out, float* b_out) {
+  launch(fold_batchnorm_kernel<>, grid_for(static_cast<std::size_t>(per_out * outs)), exec.stream(), w, b, per_out, outs,
+         saved, w_out, b_out);
+}
+
 inline void batchnorm_forward_impl(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
                                    bool training, const float* x, const batchnorm_state<float>& s, float* y) {
   if (g.total() == 0) return;

@@ -256,6 +256,31 @@ void batchnorm_backward_impl(const cpu_executor& exec, const batchnorm_geometry&
   }
 }
 
+/// The inference coefficients (saved coef_a, coef_b) from the running estimates alone: what
+/// folding the batch norm into the layer before it needs.
+template <class T>
+void batchnorm_inference_coefficients_impl(const cpu_executor&, const batchnorm_geometry& g, const batchnorm_state<T>& s) {
+  for (int c = 0; c < g.c; ++c)
+    finalize_inference(s.weight[c], s.bias[c], g.eps, s.running_mean, s.running_var, s.saved, c, g.c);
+}
+
+/// Inference folding: a conv or dense layer (weights w, `per_out` of them per output, bias b)
+/// followed by a batch norm (coefficients a, b' per output in `saved`, `outs` outputs) is the
+/// layer with weights a·w and bias a·b + b'. w_out and b_out must not alias w and b.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void fold_batchnorm_element(long long i, const T* w, const T* b, long long per_out,
+                                                                  int outs, const T* saved, T* w_out, T* b_out) {
+  const int o = static_cast<int>(i / per_out);
+  const T a = saved[coef_a * outs + o];
+  w_out[i] = a * w[i];
+  if (i % per_out == 0) b_out[o] = a * b[o] + saved[coef_b * outs + o];
+}
+template <class T>
+void fold_batchnorm_impl(const cpu_executor&, const T* w, const T* b, long long per_out, int outs, const T* saved,
+                         T* w_out, T* b_out) {
+  for (long long i = 0; i < per_out * outs; ++i) fold_batchnorm_element(i, w, b, per_out, outs, saved, w_out, b_out);
+}
+
 #if defined(__CUDACC__)
 // Defined in batchnorm.cuh.
 inline void batchnorm_forward_impl(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
@@ -263,9 +288,15 @@ inline void batchnorm_forward_impl(const cuda_executor& exec, const batchnorm_ge
 inline void batchnorm_backward_impl(const cuda_executor& exec, const batchnorm_geometry& g, const batchnorm_path& p,
                                     bool training, bool accumulate, const float* x, const float* y, const float* dy,
                                     const batchnorm_state<float>& s, float* dweight, float* dbias, float* dx);
+inline void batchnorm_inference_coefficients_impl(const cuda_executor& exec, const batchnorm_geometry& g,
+                                                  const batchnorm_state<float>& s);
+inline void fold_batchnorm_impl(const cuda_executor& exec, const float* w, const float* b, long long per_out, int outs,
+                                const float* saved, float* w_out, float* b_out);
 #else
 GPUKIT_GPU_ONLY_STUB(batchnorm_forward_impl)
 GPUKIT_GPU_ONLY_STUB(batchnorm_backward_impl)
+GPUKIT_GPU_ONLY_STUB(batchnorm_inference_coefficients_impl)
+GPUKIT_GPU_ONLY_STUB(fold_batchnorm_impl)
 #endif
 
 }  // namespace detail

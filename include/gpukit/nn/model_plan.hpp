@@ -11,7 +11,12 @@
 // - conv2d [+ activation] [+ maxpool2d] is one stage (pool windows up to 16x16 fuse);
 // - dense [+ activation] is one stage; flatten costs nothing (it views its input);
 // - an average pool (global or windowed) and a dropout are stages of their own;
-// - batchnorm [+ activation] is one stage (its parameters: weight, then bias);
+// - batchnorm [+ activation] is one stage (its parameters: weight, then bias); in inference
+//   passes (evaluate, predict, an inference capture) a batch norm right after a conv
+//   (without activation or pool) or a dense layer (without activation) is folded into it:
+//   the layer runs with weights a·w and bias a·b + b' (a, b' the batch norm's coefficients
+//   from its running estimates) and the batch norm's activation, and the batch norm's own
+//   pass is skipped;
 // - a final sigmoid with binary_crossentropy, or a final softmax with softmax_crossentropy,
 //   is evaluated from the logits (the stable form), so the loss gradient skips it;
 // - backward, a dense or conv stage's input gradient multiplies by the slope of the
@@ -70,6 +75,7 @@ struct stage_plan {
   bool needs_dx = false;           // a stage with parameters lies before it
   bool loss_takes_logits = false;  // the last stage: binary cross-entropy from the logits
   bool act_done_downstream = false;  // the next conv or dense stage folds this activation's slope into its dx
+  bool folds_next_batchnorm = false; // inference passes: the next stage (a batch norm) runs folded into this one
   std::size_t dx_act_from = 0;       // the stage whose activation this stage's dx folds in (dx_act)
   activation dx_act = activation::none;
 
@@ -179,6 +185,19 @@ class model_plan {
   /// Elements of the parameter buffer (and of the gradient buffer), alignment padding included.
   std::size_t parameter_total() const noexcept { return param_total_; }
   const std::vector<param_slot>& slots() const noexcept { return slots_; }
+  /// Whether an inference pass folds a batch norm into the layer before it.
+  bool folds_batchnorms() const noexcept {
+    for (const auto& st : stages_)
+      if (st.folds_next_batchnorm) return true;
+    return false;
+  }
+  /// The most elements (weights, then bias at a 64-element boundary) a folded layer needs.
+  std::size_t max_folded_elements() const noexcept {
+    std::size_t m = 0;
+    for (const auto& st : stages_)
+      if (st.folds_next_batchnorm) m = std::max(m, align_up(st.w_count) + (st.conv ? st.conv->conv.out_channels : st.fc->out_features));
+    return m;
+  }
   /// The most outputs of a conv or dense layer without a bias (the runner's zero bias).
   std::size_t max_biasless_outputs() const noexcept {
     std::size_t m = 0;
@@ -215,10 +234,12 @@ class model_plan {
     const batch_plan& bp = for_batch(max_batch_);
     const stage_plan& st = stages_[i];
     switch (st.kind) {
-      case stage_kind::conv: return bp.stages[i].conv.describe();
+      case stage_kind::conv:
+        return bp.stages[i].conv.describe() + (st.folds_next_batchnorm ? "; inference: the next batch norm folded in" : "");
       case stage_kind::dense: {
         std::string s = bp.stages[i].fc.describe();
         if (bp.stages[i].adam_fused) s += ", Adam in the backward kernel";
+        if (st.folds_next_batchnorm) s += "; inference: the next batch norm folded in";
         return s;
       }
       case stage_kind::pool: return bp.stages[i].pool.describe();
@@ -320,6 +341,12 @@ class model_plan {
         consumer.dx_act_from = j;
         producer.act_done_downstream = true;
       }
+    }
+    for (std::size_t i = 0; i + 1 < stages_.size(); ++i) {
+      stage_plan& st = stages_[i];
+      const bool plain_conv = st.kind == stage_kind::conv && !st.conv->pool;
+      st.folds_next_batchnorm = (plain_conv || st.kind == stage_kind::dense) && st.act == activation::none &&
+                                stages_[i + 1].kind == stage_kind::batchnorm;
     }
     for (auto& st : stages_) {
       const std::string who = "gpukit::nn::sequential::compile: layer " + std::to_string(st.first_layer + 1) + " '" +

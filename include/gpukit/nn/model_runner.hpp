@@ -84,6 +84,7 @@ class model_runner {
     const std::size_t biasless = std::max<std::size_t>(plan_.max_biasless_outputs(), 1);
     zero_bias_ = make_buffer<T>(exec_, biasless, zero_init);
     bias_sink_ = make_buffer<T>(exec_, biasless, zero_init);
+    folded_ = make_buffer<T>(exec_, std::max<std::size_t>(plan_.max_folded_elements(), 1));
     allocate_batchnorm_state();
     if constexpr (is_gpu_executor_v<Exec>) {  // the kernels borrow scratch from the model's workspace
       scratch_ = std::make_unique<workspace>(exec_.stream(), plan_.scratch_bytes());
@@ -136,8 +137,10 @@ class model_runner {
   /// The forward pass for `batch` samples; `leave_last`: the last stage is left to the
   /// fused head of a training step. `training`: dropout draws masks (for the next value of
   /// the step counter, advanced on the executor first), else it passes its input on; the
-  /// backward pass that follows differentiates what this pass did.
-  void forward(const T* x, std::size_t batch, bool leave_last = false, bool training = false) {
+  /// backward pass that follows differentiates what this pass did. `fold` (inference only):
+  /// batch norms the plan folds run inside the layer before them, whose own output is then
+  /// not written, so no backward pass may follow.
+  void forward(const T* x, std::size_t batch, bool leave_last = false, bool training = false, bool fold = false) {
     const auto& stages = plan_.stages();
     const batch_plan& bp = plan_.for_batch(batch, aligned16(x));
     training_ = training;
@@ -145,6 +148,11 @@ class model_runner {
     for (std::size_t i = 0; i < stages.size() - (leave_last ? 1 : 0); ++i) {
       const stage_plan& st = stages[i];
       const T* in = stage_input(i, x);
+      if (fold && !training && st.folds_next_batchnorm) {
+        queue_folded(i, in, batch, bp);
+        ++i;  // the batch norm ran inside this stage
+        continue;
+      }
       T* out = buffers_[i].out.data();
       switch (st.kind) {
         case stage_kind::conv:
@@ -378,6 +386,30 @@ class model_runner {
                          static_cast<long long>(batch * st.out.features()));
   }
 
+  /// Stage i (conv or dense) with the batch norm of stage i + 1 folded in, writing that
+  /// stage's output: the batch norm's inference coefficients, the folded weights and bias,
+  /// then the layer's forward pass with the batch norm's activation.
+  void queue_folded(std::size_t i, const T* in, std::size_t batch, const batch_plan& bp) {
+    const stage_plan& st = plan_.stages()[i];
+    const stage_plan& bn = plan_.stages()[i + 1];
+    const detail::batchnorm_state<T> s = batchnorm_state(i + 1);
+    detail::batchnorm_inference_coefficients_impl(run_exec_, bn.batchnorm_geometry(batch), s);
+    const int outs = static_cast<int>(bn.bn->features);
+    T* w = folded_.data();
+    T* b = w + (st.w_count + model_plan::param_alignment - 1) / model_plan::param_alignment * model_plan::param_alignment;
+    detail::fold_batchnorm_impl(run_exec_, weights_of(st), bias_of(st), static_cast<long long>(st.w_count / outs), outs,
+                                s.saved, w, b);
+    T* out = buffers_[i + 1].out.data();
+    if (st.kind == stage_kind::conv) {
+      detail::conv_geometry g = st.conv_geometry(batch);
+      g.act = bn.act;
+      detail::conv_forward_impl(run_exec_, g, bp.stages[i].conv, in, w, b, out, static_cast<std::int32_t*>(nullptr));
+    } else {
+      detail::dense_forward_impl(run_exec_, st.dense_geometry(batch), bp.stages[i].fc, in, w, b, out, bn.act,
+                                 static_cast<T*>(nullptr));
+    }
+  }
+
   const T* stage_input(std::size_t i, const T* x) const { return i == 0 ? x : stage_output(i - 1, x); }
   T* stage_grad(std::ptrdiff_t i) {
     const auto& stages = plan_.stages();
@@ -439,6 +471,7 @@ class model_runner {
   std::vector<detail::dropout_params> dropout_params_;  // per stage (dropout stages only)
   buffer<std::uint64_t> dropout_step_;
   buffer<T> zero_bias_, bias_sink_;       // layers without a bias: what their kernels read and write
+  buffer<T> folded_;                      // inference: a layer's weights and bias with a batch norm folded in
   buffer<T> bn_running_;                  // batch norms: running mean then variance, per layer
   buffer<std::int64_t> bn_tracked_;       // batch norms: training batches seen, per stage
   buffer<float> bn_partial_;              // batch norms: the GPU's slice sums

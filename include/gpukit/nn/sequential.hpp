@@ -208,6 +208,16 @@ class sequential {
     return {runner().output(x.data), output_shape(b)};
   }
 
+  /// The model's output for x in inference, whatever set_training() chose, with every batch
+  /// norm the plan folds run inside the conv or dense layer before it (no backward() may
+  /// follow: call forward() for that). train::predict runs this.
+  const_view predict(const_view x) {
+    const std::size_t b = check_input("gpukit::nn::sequential::predict", x);
+    runner().forward(x.data, b, false, false, true);
+    remember_batch(x.data, b, true);
+    return {runner().output(x.data), output_shape(b)};
+  }
+
   /// Sets every gradient to zero.
   void zero_grad() { runner().zero_grad(); }
 
@@ -218,6 +228,9 @@ class sequential {
     constexpr const char* where = "gpukit::nn::sequential::backward";
     require_compiled("backward");
     detail::require(last_input_ != nullptr, where, "no forward() to take the gradient of: call forward(x) first");
+    detail::require(!folded_forward_, where,
+                    "the last pass (predict, evaluate or a captured inference forward) ran with batch norms folded into "
+                    "the layers before them, which keeps no gradient state: call forward(x) first");
     rules_.check_target(where, y.shape, last_batch_);
     const_view x{last_input_, input_shape(last_batch_)};
     check_now(where, x, y, /*check_input=*/false);
@@ -232,7 +245,7 @@ class sequential {
     constexpr const char* where = "gpukit::nn::sequential::evaluate";
     const std::size_t b = check_batch(where, x, y);
     check_now(where, x, y, true);
-    runner().forward(x.data, b);
+    runner().forward(x.data, b, false, false, true);
     runner().loss(x.data, y.data, b, false);
     return read_loss();
   }
@@ -305,9 +318,9 @@ class sequential {
     } else {
       check_now(where, x, y, true);
     }
-    runner().forward(x.data, b);
+    runner().forward(x.data, b, false, false, true);
     runner().loss(x.data, y.data, b, false);
-    remember_batch(x.data, b);
+    remember_batch(x.data, b, true);
     remember_shapes(x, y);
   }
 
@@ -320,13 +333,14 @@ class sequential {
     remember_shapes(x, y);
     return graph::capture(stream_of(exec_), [&](stream_view) { queue_checked_train(x, y, b); });
   }
-  /// One CUDA graph of forward(x); the output is forward's. GPU only.
+  /// One CUDA graph of forward(x) in the mode set_training() chose; the output is forward's. In
+  /// inference the graph folds batch norms as predict() does (no backward() may follow it). GPU only.
   graph capture_forward(const_view x) {
     static_assert(on_gpu, "gpukit::nn::sequential::capture_forward needs the cuda_executor");
     const std::size_t b = check_input("gpukit::nn::sequential::capture_forward", x);
     if (training_) check_training_batch("gpukit::nn::sequential::capture_forward", b);
-    remember_batch(x.data, b);
-    return graph::capture(stream_of(exec_), [&](stream_view) { runner().forward(x.data, b, false, training_); });
+    remember_batch(x.data, b, !training_);
+    return graph::capture(stream_of(exec_), [&](stream_view) { runner().forward(x.data, b, false, training_, !training_); });
   }
 
  private:
@@ -413,7 +427,11 @@ class sequential {
   }
 
   void remember_shapes(const const_view& x, const const_view& y) { last_x_shape_ = x.shape, last_y_shape_ = y.shape; }
-  void remember_batch(const T* x, std::size_t batch) { last_input_ = x, last_batch_ = batch; }
+  /// `folded`: that pass ran with batch norms folded (no backward() may follow it).
+  void remember_batch(const T* x, std::size_t batch, bool folded = false) {
+    last_input_ = x, last_batch_ = batch;
+    folded_forward_ = folded && runner_->plan().folds_batchnorms();
+  }
 
   detail::step_record read_record() {
     return detail::read_record_impl(runner().run_executor(), runner().record(), record_host_.data());
@@ -433,6 +451,7 @@ class sequential {
   std::vector<shape4> shapes_;
   precision precision_ = precision::fp32;
   bool training_ = false;
+  bool folded_forward_ = false;  // the last pass folded batch norms: no backward() may follow it
 
   std::optional<model_runner<Exec, T>> runner_;
   detail::batch_rules rules_;

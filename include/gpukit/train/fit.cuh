@@ -225,7 +225,7 @@ inline std::vector<float> predict_impl(const cuda_executor& exec, nn::sequential
       in, plan, count, b,
       [&](int s, std::size_t first, std::size_t k) {
         in.queue_augment(s, k, rescale, x.span().subspan(0, k * set.image_bytes()), false);
-        const auto y = model.forward({x.data(), model.input_shape(k)});
+        const auto y = model.predict({x.data(), model.input_shape(k)});
         // Stream-ordered before the next batch's forward overwrites the output.
         GPUKIT_CUDA_TRY(cudaMemcpyAsync(out.data() + first * f, y.data, k * f * sizeof(float), cudaMemcpyDeviceToHost,
                                         exec.stream()));

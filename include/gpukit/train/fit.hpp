@@ -292,7 +292,7 @@ inline std::vector<float> predict_impl(const cpu_executor&, nn::sequential<cpu_e
     for (std::size_t i = 0; i < k; ++i) rows[i] = static_cast<std::uint32_t>(first + i);
     augment_batch(model.executor(), pixels, in.w, in.h, in.c, host_span<const std::uint32_t>(rows.data(), k), {}, rescale,
                   x.span().subspan(0, k * image_bytes));
-    const auto y = model.forward(nn::host_tensor_view<const float>{x.data(), model.input_shape(k)});
+    const auto y = model.predict(nn::host_tensor_view<const float>{x.data(), model.input_shape(k)});
     std::copy(y.data, y.data + k * f, out.begin() + static_cast<std::ptrdiff_t>(first * f));
   }
   return out;
