@@ -141,13 +141,13 @@ void dropout_checked(const Exec& exec, const char* where, const char* in_name, c
 }  // namespace detail
 
 /// How dropout runs: one elementwise pass, one Philox block per four elements, the mask
-/// recomputed in the backward pass (nothing stored); in inference the same pass keeps every
-/// element at scale 1 (an exact copy, the draws computed and unused).
+/// recomputed in the backward pass (nothing stored); in a model's inference passes a copy
+/// (no draws).
 struct dropout_path {
   bool on_gpu = false;
   std::string describe() const {
-    return on_gpu ? "elementwise, Philox4x32-10 per 4 elements, mask recomputed backward"
-                  : "CPU loop, Philox4x32-10 per 4 elements, mask recomputed backward";
+    return on_gpu ? "elementwise, Philox4x32-10 per 4 elements, mask recomputed backward; inference: a copy"
+                  : "CPU loop, Philox4x32-10 per 4 elements, mask recomputed backward; inference: a copy";
   }
 };
 

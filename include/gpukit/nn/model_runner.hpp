@@ -14,6 +14,7 @@
 #pragma once
 
 #include "gpukit/core/executor.hpp"
+#include "gpukit/core/transfer.hpp"
 #include "gpukit/core/workspace.hpp"
 #include "gpukit/nn/activation.hpp"
 #include "gpukit/nn/avgpool2d.hpp"
@@ -377,13 +378,19 @@ class model_runner {
     return std::nullopt;
   }
 
-  /// Dropout stage i over `count` = batch x features elements: the mask of the current step
-  /// in a training pass, the identity (every element kept, scale 1) otherwise.
+  /// Dropout stage i over batch x features elements: the mask of the current step in a
+  /// training pass; otherwise the identity, as a stream-ordered copy (no draws).
   void queue_dropout(std::size_t i, const T* in, T* out, std::size_t batch) {
     const stage_plan& st = plan_.stages()[i];
-    const detail::dropout_params d = training_ ? dropout_params_[i] : detail::dropout_params{};
-    detail::dropout_impl(run_exec_, d, detail::dropout_step{dropout_step_.data(), 0}, in, out,
-                         static_cast<long long>(batch * st.out.features()));
+    const std::size_t n = batch * st.out.features();
+    if (!training_) {
+      stream_view s{};
+      if constexpr (is_gpu_executor_v<Exec>) s = exec_.stream();
+      transfer_async(span<T, space>(out, n), span<const T, space>(in, n), s);
+      return;
+    }
+    detail::dropout_impl(run_exec_, dropout_params_[i], detail::dropout_step{dropout_step_.data(), 0}, in, out,
+                         static_cast<long long>(n));
   }
 
   /// Stage i (conv or dense) with the batch norm of stage i + 1 folded in, writing that
