@@ -186,13 +186,16 @@ void write_floats(const std::string& path, const float* v, std::size_t n) {
 }
 }  // namespace
 
-// Not part of the suite (hidden): writes a trained batch-norm model, an input and the
+// Not part of the suite (hidden; without GPUKIT_TORCH_EXPORT it does nothing): writes a trained batch-norm model, an input and the
 // model's outputs on it in inference and in training mode (and the running estimates after
 // that training pass) to $GPUKIT_TORCH_EXPORT, for tests/train/torch_model_check.py to
 // compare with PyTorch.
 TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][torch_export]") {
   const char* dir = std::getenv("GPUKIT_TORCH_EXPORT");
-  REQUIRE(dir != nullptr);
+  if (dir == nullptr) {  // a filter such as "~[gpu]" also selects hidden cases: nothing to do without a folder
+    WARN("GPUKIT_TORCH_EXPORT is not set: nothing exported");
+    return;
+  }
   const std::size_t size = 6;
   nn::sequential<cpu_executor> m(cpu, 3, size, size);
   m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
