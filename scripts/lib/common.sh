@@ -1,5 +1,6 @@
 # scripts/lib/common.sh — shared by scripts/test, scripts/bench and scripts/plot: find or
-# install what gpukit's build (and its charts) need, then configure and build.
+# install what gpukit's build (and its charts, and the digits example's real data) need, then
+# configure and build.
 set -euo pipefail
 
 GPUKIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,13 +37,14 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# Prints the Python 3 that can draw charts: python3 on PATH, else the distribution's
-# /usr/bin/python3, where python3-matplotlib installs (a pyenv or virtualenv python3 first
-# on PATH does not see it). Fails when neither imports matplotlib.
-matplotlib_python() {
-  local py
+# Prints the Python 3 that imports every module named: python3 on PATH, else the
+# distribution's /usr/bin/python3, where python3-* packages install (a pyenv or virtualenv
+# python3 first on PATH does not see them). Fails when neither does.
+python_with() {
+  local py imports
+  imports=$(printf 'import %s;' "$@")
   for py in "$(command -v python3 2>/dev/null || true)" /usr/bin/python3; do
-    if [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import matplotlib' >/dev/null 2>&1; then
+    if [ -n "$py" ] && [ -x "$py" ] && "$py" -c "$imports" >/dev/null 2>&1; then
       echo "$py"
       return 0
     fi
@@ -50,9 +52,18 @@ matplotlib_python() {
   return 1
 }
 
+# The Python 3 that can draw charts.
+matplotlib_python() { python_with matplotlib; }
+
 matplotlib_hint() {
   echo "charts (scripts/plot) and their tests need Python 3 with matplotlib:" >&2
   echo "  on Debian/Ubuntu: sudo apt-get install python3-matplotlib   (or: pip install matplotlib)" >&2
+}
+
+sklearn_hint() {
+  echo "the digits example's test on real data (examples/digits/make_digits.py) needs Python 3 with" >&2
+  echo "scikit-learn and Pillow; without them it is skipped:" >&2
+  echo "  on Debian/Ubuntu: sudo apt-get install python3-sklearn python3-pil   (or: pip install scikit-learn pillow)" >&2
 }
 
 ensure_dependencies() {
@@ -85,6 +96,15 @@ ensure_dependencies() {
       apt_install python3-matplotlib || { echo "could not install python3-matplotlib" >&2; matplotlib_hint; }
     else
       matplotlib_hint
+    fi
+  fi
+  # scikit-learn ships the handwritten digits that the digits example's real-data test
+  # trains on; like matplotlib it is optional: a note where it cannot be installed.
+  if ! python_with sklearn numpy PIL >/dev/null; then
+    if can_apt_install; then
+      apt_install python3-sklearn python3-pil || { echo "could not install python3-sklearn" >&2; sklearn_hint; }
+    else
+      sklearn_hint
     fi
   fi
   if ! command -v nvcc >/dev/null 2>&1; then
