@@ -201,7 +201,8 @@ def main():
             continue
         model_cpu = build(spec["layers"])
         shape = torch.zeros(1, *spec["input"])
-        spec["classes"] = model_cpu(shape).shape[1]
+        spec["classes"] = model_cpu.eval()(shape).shape[1]  # eval: a batch norm takes one sample there
+        model_cpu.train()
 
         def record(kind, variant, batch, us):
             results.append({"model": spec["name"], "kind": kind, "variant": variant, "batch": batch, "us": us})
