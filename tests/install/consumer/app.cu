@@ -1,4 +1,6 @@
-#include <gpukit/gpukit.cuh>
+// The smallest GPU program of a user's project: core's umbrella header, a kernel of its own
+// launched through gpukit. (consumer_layers, package.default_arch, includes gpukit.cuh.)
+#include <gpukit/core.cuh>
 
 #include <cstdio>
 
