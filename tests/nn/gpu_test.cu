@@ -743,7 +743,7 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
       {300, 6, 33, 1, 1, activation::none, true},   // BatchNorm1d, several slices
   };
   for (const auto& k : cases) {
-    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, static_cast<int>(k.act), k.bias);
+    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, nn::activation_name(k.act), k.bias);
     auto on_gpu = batchnorm_model<cuda_executor, float>(g.exec, k);
     auto on_cpu = batchnorm_model<gpukit::cpu_executor, double>(cpu, k);
     const std::size_t bn = k.h * k.w == 1 ? 2 : 1, pre = bn - 1;
