@@ -18,6 +18,9 @@
 // while the kernels read x twice forward (the batch statistics come first, and the tensor
 // does not stay in the L2 cache at batch 256) and x, y, dy twice backward:
 //   nn_batchnorm_fwd / nn_batchnorm_bwd
+// GELU on its own (it never fuses: its backward reads its input) over (64, 32, 32) per
+// image; forward reads x and writes y, backward reads x and dy and writes dx:
+//   nn_gelu_fwd / nn_gelu_bwd
 // Items are images, so the table's items/s is images/s. Bytes count what each call must
 // move at least: its inputs, parameters and outputs once; for the training step the input,
 // and per parameter one read forward, one gradient write, and Adam's 4 reads and 3 writes.
@@ -191,6 +194,29 @@ void register_pooling() {
                    [](const auto& exec, auto& d) { nn::global_avgpool2d_backward(exec, d.dy, d.dx); });
 }
 
+template <class Exec>
+std::shared_ptr<layer_data<Exec>> pointwise_data(const Exec& exec, std::size_t batch, nn::shape4 in) {
+  auto d = std::make_shared<layer_data<Exec>>();
+  const nn::shape4 x = in.with_batch(batch);
+  d->x = filled(exec, x, 31);
+  d->y = filled(exec, x, 32);
+  d->dy = filled(exec, x, 33);
+  d->dx = filled(exec, x, 34);
+  return d;
+}
+
+/// GELU (erf form): forward reads x and writes y once, backward reads x and dy and writes dx.
+void register_gelu() {
+  const nn::shape4 maps{1, 64, 32, 32};
+  const double elements = static_cast<double>(maps.size());
+  const auto make = [=](const auto& exec, std::size_t batch) { return pointwise_data(exec, batch, maps); };
+  add_layer_family("nn_gelu_fwd", 2 * f32 * elements, 0, make,
+                   [](const auto& exec, auto& d) { nn::activation_forward(exec, nn::activation::gelu, d.x, d.y); });
+  add_layer_family("nn_gelu_bwd", 3 * f32 * elements, 0, make, [](const auto& exec, auto& d) {
+    nn::activation_backward_at_input(exec, nn::activation::gelu, d.x, d.dy, d.dx);
+  });
+}
+
 /// A batch norm's tensors and state for the layer's passes (training mode, relu fused).
 template <class Exec>
 struct batchnorm_data {
@@ -331,6 +357,7 @@ void register_nn_cases() {
   register_layers();
   register_pooling();
   register_batchnorm();
+  register_gelu();
   register_adam();
   register_model();
 }

@@ -57,6 +57,10 @@ def build(layers):
             out.append(torch.nn.Linear(l["in_features"], l["out_features"], bias=l.get("bias", True)))
         elif kind == "Flatten":
             out.append(torch.nn.Flatten())
+        elif kind == "LeakyReLU":
+            out.append(torch.nn.LeakyReLU(l["negative_slope"]))
+        elif kind == "GELU":
+            out.append(torch.nn.GELU(approximate=l["approximate"]))
         else:
             out.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh}[kind]())
     return torch.nn.Sequential(*out)

@@ -42,6 +42,10 @@ def build(arch):
             layers.append(torch.nn.Linear(l["in_features"], l["out_features"], bias=l.get("bias", True)))
         elif kind == "Flatten":
             layers.append(torch.nn.Flatten())
+        elif kind == "LeakyReLU":
+            layers.append(torch.nn.LeakyReLU(l["negative_slope"]))
+        elif kind == "GELU":
+            layers.append(torch.nn.GELU(approximate=l["approximate"]))
         else:
             layers.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh}[kind]())
     return torch.nn.Sequential(*layers)

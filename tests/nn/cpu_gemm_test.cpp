@@ -267,7 +267,8 @@ void check_conv(const conv_case& c, cpu_isa isa, const gpukit::cpu_executor& exe
 
   const std::vector<T> dy = random_vector<T>(out, -1, 1, salt + 3);
   for (const nn::activation fold :
-       {nn::activation::none, nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
+       {nn::activation(nn::activation::none), nn::activation(nn::activation::relu), nn::activation(nn::activation::sigmoid),
+        nn::activation(nn::activation::tanh), nn::activation::leaky_relu(0.3f)}) {
     for (const bool accumulate : {true, false}) {
       for (const bool want_dx : {true, false}) {
         CAPTURE(nn::activation_name(fold), accumulate, want_dx);
@@ -382,7 +383,8 @@ void check_dense(const dense_case& c, cpu_isa isa, const gpukit::cpu_executor& e
   std::vector<T> y(c.n * c.out);
   detail::dense_forward_cpu(exec, g, x.data(), w.data(), b.data(), y.data(), c.act, static_cast<T*>(nullptr));
   for (const nn::activation fold :
-       {nn::activation::none, nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
+       {nn::activation(nn::activation::none), nn::activation(nn::activation::relu), nn::activation(nn::activation::sigmoid),
+        nn::activation(nn::activation::tanh), nn::activation::leaky_relu(0.3f)}) {
     for (const bool accumulate : {true, false}) {
       for (const bool want_dx : {true, false}) {
         CAPTURE(nn::activation_name(fold), accumulate, want_dx);

@@ -324,7 +324,8 @@ TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the se
                               {5, 1, 3, activation::none},       {2, 64, 1, activation::none},
                               {32, 30752, 128, activation::relu}, {32, 128, 1, activation::sigmoid},
                               {256, 30752, 128, activation::relu}, {1, 30752, 128, activation::relu},
-                              {70, 2048, 128, activation::none},   {40, 1001, 150, activation::relu}};
+                              {70, 2048, 128, activation::none},   {40, 1001, 150, activation::relu},
+                              {48, 520, 96, activation::leaky_relu(0.2f)}};
   for (const dense_case& c : cases) {
     CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
     const nn::dense layer(c.in, c.out);
@@ -357,7 +358,9 @@ TEST_CASE("activation layers and losses on the GPU agree with the CPU", "[gpu][n
   gpu g;
   const shape4 s{37, 3, 1, 1};
   const std::vector<float> x = random_vector<float>(s.size(), -5, 5, 231), dy = random_vector<float>(s.size(), -1, 1, 232);
-  for (const auto act : {nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
+  const nn::activation acts[] = {nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh,
+                                 nn::activation::leaky_relu(0.1f), nn::activation::gelu, nn::activation::gelu_tanh};
+  for (const nn::activation act : acts) {
     CAPTURE(nn::activation_name(act));
     std::vector<double> xd = to_double(x), y(s.size()), dx(s.size());
     nn::activation_forward(cpu, act, view(xd, s), view(y, s));
@@ -366,9 +369,14 @@ TEST_CASE("activation layers and losses on the GPU agree with the CPU", "[gpu][n
     nn::activation_forward(g.exec, act, gx, gy);
     const std::vector<double> yg = g.download(gy.span());
     require_relative(yg, y, 1e-6, "y");
-    nn::activation_backward(cpu, act, view(yg, s), view(dyd, s), view(dx, s));
-    nn::activation_backward(g.exec, act, gy, gdy, gdx);
-    require_relative(g.download(gdx.span()), dx, 1e-6, "dx");
+    if (nn::slope_from_output(act)) {
+      nn::activation_backward(cpu, act, view(yg, s), view(dyd, s), view(dx, s));
+      nn::activation_backward(g.exec, act, gy, gdy, gdx);
+      require_relative(g.download(gdx.span()), dx, 1e-6, "dx");
+    }
+    nn::activation_backward_at_input(cpu, act, view(xd, s), view(dyd, s), view(dx, s));
+    nn::activation_backward_at_input(g.exec, act, gx, gdy, gdx);
+    require_relative(g.download(gdx.span()), dx, 1e-6, "dx at the input");
   }
   std::vector<float> labels(s.size()), one_hot(s.size(), 0.0f);
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = (i * 5 + 1) % 3 == 0 ? 1.0f : 0.0f;
@@ -484,6 +492,19 @@ nn::sequential<Exec> seed_model(const Exec& exec, std::size_t batch, const nn::o
   return m;
 }
 
+/// The weight and bias gradients of `layers` on the GPU against the CPU's.
+template <class GpuModel, class CpuModel>
+void require_same_gradients(gpu& g, GpuModel& on_gpu, CpuModel& on_cpu, std::initializer_list<std::size_t> layers) {
+  for (const std::size_t layer : layers) {
+    CAPTURE(layer);
+    const auto cw = on_cpu.weight_gradients(layer), cb = on_cpu.bias_gradients(layer);
+    require_relative(g.download(on_gpu.weight_gradients(layer)), to_double(std::vector<float>(cw.begin(), cw.end())),
+                     tolerance, "weight gradients");
+    require_relative(g.download(on_gpu.bias_gradients(layer)), to_double(std::vector<float>(cb.begin(), cb.end())),
+                     tolerance, "bias gradients");
+  }
+}
+
 TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every gradient", "[gpu][nn][model]") {
   gpu g;
   const std::size_t batch = 4;
@@ -505,16 +526,7 @@ TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every
   const std::vector<double> out_gpu = g.download(on_gpu.forward(gx));
   const auto out_cpu = on_cpu.forward(hx);
   require_relative(out_gpu, to_double(std::vector<float>(out_cpu.data, out_cpu.data + out_cpu.size())), tolerance, "output");
-  const auto compare_gradients = [&] {
-    for (const std::size_t layer : {std::size_t{0}, std::size_t{4}, std::size_t{6}}) {
-      CAPTURE(layer);
-      const auto cw = on_cpu.weight_gradients(layer), cb = on_cpu.bias_gradients(layer);
-      require_relative(g.download(on_gpu.weight_gradients(layer)), to_double(std::vector<float>(cw.begin(), cw.end())),
-                       tolerance, "weight gradients");
-      require_relative(g.download(on_gpu.bias_gradients(layer)), to_double(std::vector<float>(cb.begin(), cb.end())),
-                       tolerance, "bias gradients");
-    }
-  };
+  const auto compare_gradients = [&] { require_same_gradients(g, on_gpu, on_cpu, {0, 4, 6}); };
   on_gpu.backward(gy);
   on_cpu.backward(hy);
   CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-5));
@@ -523,6 +535,38 @@ TEST_CASE("the seed model on the GPU agrees with the CPU: output, loss and every
   const float step_gpu = on_gpu.train_step(gx, gy), step_cpu = on_cpu.train_step(hx, hy);
   CHECK(step_gpu == Approx(step_cpu).epsilon(1e-5));
   compare_gradients();
+}
+
+TEST_CASE("leaky relus fused and GELUs on their own on the GPU agree with the CPU: output and every gradient",
+          "[gpu][nn][model][activation]") {
+  gpu g;
+  const std::size_t batch = 5;
+  const auto build = [&](const auto& exec) {
+    nn::sequential<std::decay_t<decltype(exec)>> m(exec, 3, 10, 9);
+    m.add(nn::conv2d(3, 8, 3, 1, 1)).add(nn::leaky_relu(0.1f)).add(nn::conv2d(8, 6, 3, 2, 1)).add(nn::gelu{});
+    m.add(nn::flatten{}).add(nn::dense(6 * 5 * 5, 20)).add(nn::gelu(true)).add(nn::dense(20, 12)).add(nn::leaky_relu(0.3f));
+    m.add(nn::dense(12, 3));
+    m.compile(batch, nn::softmax_crossentropy{}, nn::adam{}, 17);
+    return m;
+  };
+  auto on_gpu = build(g.exec);
+  auto on_cpu = build(cpu);
+  CHECK(on_gpu.plan() == on_cpu.plan());
+  const shape4 xs{batch, 3, 10, 9}, ys{batch, 3, 1, 1};
+  const std::vector<float> x = random_vector<float>(xs.size(), -1, 1, 261);
+  std::vector<float> y(ys.size(), 0.0f);
+  for (std::size_t i = 0; i < batch; ++i) y[i * 3 + i % 3] = 1.0f;
+  auto gx = g.upload(x, xs), gy = g.upload(y, ys);
+  const auto hx = nn::host_tensor<float>::from_host(xs, x), hy = nn::host_tensor<float>::from_host(ys, y);
+  const std::vector<double> out_gpu = g.download(on_gpu.forward(gx));
+  const auto out_cpu = on_cpu.forward(hx);
+  require_relative(out_gpu, to_double(std::vector<float>(out_cpu.data, out_cpu.data + out_cpu.size())), tolerance, "output");
+  on_gpu.zero_grad();
+  on_cpu.zero_grad();
+  on_gpu.backward(gy);
+  on_cpu.backward(hy);
+  CHECK(on_gpu.last_loss() == Approx(on_cpu.last_loss()).epsilon(1e-5));
+  require_same_gradients(g, on_gpu, on_cpu, {0, 2, 5, 7, 9});
 }
 
 TEST_CASE("Adam fused into the dense backward pass updates like backward() and step()", "[gpu][nn][model][optimizer]") {
@@ -699,7 +743,7 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
       {300, 6, 33, 1, 1, activation::none, true},   // BatchNorm1d, several slices
   };
   for (const auto& k : cases) {
-    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, static_cast<int>(k.act), k.bias);
+    CAPTURE(k.n, k.c_in, k.c, k.h, k.w, nn::activation_name(k.act), k.bias);
     auto on_gpu = batchnorm_model<cuda_executor, float>(g.exec, k);
     auto on_cpu = batchnorm_model<gpukit::cpu_executor, double>(cpu, k);
     const std::size_t bn = k.h * k.w == 1 ? 2 : 1, pre = bn - 1;

@@ -23,7 +23,7 @@ bool away_from_kinks(const conv_case& c, const std::vector<double>& x, const std
                      const std::vector<double>& b, double margin = 1e-4) {
   conv_case linear = c;
   linear.act = nn::activation::none;
-  if (c.act == nn::activation::relu)
+  if (c.act == nn::activation::relu || c.act == nn::activation_kind::leaky_relu)
     for (double z : reference_conv(linear, x, w, b, false))
       if (std::fabs(z) < margin) return false;
   if (!c.pool) return true;
@@ -288,6 +288,7 @@ TEST_CASE("dense: forward matches the plain loops, backward matches central diff
                               {3, 7, 5, nn::activation::relu},
                               {2, 5, 3, nn::activation::sigmoid},
                               {4, 6, 2, nn::activation::tanh},
+                              {3, 9, 4, nn::activation::leaky_relu(0.1f)},
                               {5, 300, 3, nn::activation::none}};  // longer than a CPU column block
   for (const dense_case& c : cases) {
     CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
@@ -323,19 +324,34 @@ TEST_CASE("dense: forward matches the plain loops, backward matches central diff
 // ---- activation layers ---------------------------------------------------------------------
 
 TEST_CASE("activation layers: values and central-difference gradients", "[nn][activation]") {
-  for (const auto act : {nn::activation::relu, nn::activation::sigmoid, nn::activation::tanh}) {
-    CAPTURE(nn::activation_name(act));
+  const nn::activation acts[] = {nn::activation::relu,      nn::activation::sigmoid,          nn::activation::tanh,
+                                 nn::activation::gelu,      nn::activation::gelu_tanh,        nn::activation::leaky_relu(0.2f),
+                                 nn::activation::leaky_relu(0.0f), nn::activation::leaky_relu(1.5f)};
+  for (const nn::activation act : acts) {
+    CAPTURE(nn::activation_name(act), act.negative_slope);
     const shape4 s{3, 2, 5, 1};
     std::vector<double> x = random_vector(s.size(), -4, 4, 51), r = random_vector(s.size(), -1, 1, 52), y(s.size());
+    x[0] = -0.7517915;  // near GELU's minimum, where its output stops telling its input
     const auto forward = [&] {
       nn::activation_forward(cpu, act, view(x, s), view(y, s));
       return dot(r, y);
     };
     forward();
-    for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(y[i] == Approx(reference_activation(act, x[i])).epsilon(1e-14));
+    // The margin: GELU's 1 + erf(z/√2) cancels for negative z, so its last bits follow how
+    // z/√2 was rounded (the library multiplies by 1/√2, the reference divides by √2).
+    for (std::size_t i = 0; i < x.size(); ++i)
+      REQUIRE(y[i] == Approx(reference_activation(act, x[i])).epsilon(1e-14).margin(1e-14));
+    const std::vector<double> numeric = numeric_gradient(x, forward);
+    forward();
     std::vector<double> dx(s.size());
-    nn::activation_backward(cpu, act, view(y, s), view(r, s), view(dx, s));
-    require_gradient(dx, numeric_gradient(x, forward), "dx");
+    nn::activation_backward_at_input(cpu, act, view(x, s), view(r, s), view(dx, s));
+    require_gradient(dx, numeric, "dx at the input");
+    if (nn::slope_from_output(act)) {
+      std::vector<double> dx_out(s.size());
+      nn::activation_backward(cpu, act, view(y, s), view(r, s), view(dx_out, s));
+      require_gradient(dx_out, numeric, "dx from the output");
+      for (std::size_t i = 0; i < dx.size(); ++i) REQUIRE(dx_out[i] == Approx(dx[i]).epsilon(1e-12).margin(1e-15));
+    }
   }
   // The sigmoid does not overflow either way.
   std::vector<double> big{-800.0, 800.0}, out(2);

@@ -235,6 +235,15 @@ TEST_CASE("whole-model gradients match central differences, through every fused 
           "conv2d+relu | average_pooling2d | conv2d_1+tanh | global_average_pooling2d | dense");
     check_model_gradients(m, 2, {0, 1, 0, 0.5, 0, 0.5});
   }
+  SECTION("leaky relus fused into conv and dense, GELUs as passes of their own") {
+    model m(cpu, 2, 6, 6);
+    m.add(nn::conv2d(2, 3, 3, 1, 1)).add(nn::leaky_relu(0.2f)).add(nn::maxpool2d(2)).add(nn::conv2d(3, 4, 2, 1, 0));
+    m.add(nn::gelu{}).add(nn::flatten{}).add(nn::dense(16, 5)).add(nn::gelu(true)).add(nn::dense(5, 3));
+    m.add(nn::leaky_relu(1.5f));
+    m.compile(3, nn::mean_squared_error{}, nn::sgd{}, 7);
+    CHECK(m.plan() == "conv2d+leaky_re_lu+max_pooling2d | conv2d_1 | gelu | flatten | dense | gelu_1 | dense_1+leaky_re_lu_1");
+    check_model_gradients(m, 3, random_vector(9, -1, 1, 93));
+  }
   SECTION("binary cross-entropy after a relu stays on probabilities") {
     model m(cpu, 1, 3, 3);
     m.add(nn::flatten{}).add(nn::dense(9, 2)).add(nn::sigmoid{}).add(nn::dense(2, 1)).add(nn::sigmoid{}).add(nn::relu{});

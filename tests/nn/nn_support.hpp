@@ -126,6 +126,10 @@ inline double reference_activation(nn::activation a, double z) {
     case nn::activation::relu: return z > 0 ? z : 0;
     case nn::activation::sigmoid: return 1 / (1 + std::exp(-z));
     case nn::activation::tanh: return std::tanh(z);
+    case nn::activation_kind::leaky_relu: return z > 0 ? z : static_cast<double>(a.negative_slope) * z;
+    case nn::activation::gelu: return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
+    case nn::activation::gelu_tanh:
+      return 0.5 * z * (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (z + 0.044715 * z * z * z)));
     default: return z;
   }
 }

@@ -50,6 +50,7 @@ inline std::vector<conv_case> conv_cases() {
       {2, 1, 6, 6, 2, {3, 3}, 3, 1, activation::sigmoid, maxpool2d(2)},
       {1, 4, 4, 4, 3, {4, 4}, 1, 0, activation::relu, std::nullopt},
       {1, 9, 6, 5, 10, {3, 2}, 1, 1, activation::none, maxpool2d(2, 1)},  // 9 channels x 6 taps: two weight passes
+      {2, 3, 7, 8, 4, {3, 3}, 1, 1, activation::leaky_relu(0.2f), maxpool2d(2)},
   };
 }
 

@@ -179,6 +179,30 @@ TEST_CASE("model files: batch norms carry PyTorch's five tensors, a conv without
   CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));  // inference: the running estimates
 }
 
+TEST_CASE("model files: leaky relus keep their slope, GELUs their approximation", "[train][model_file][activation]") {
+  const std::size_t size = 6;
+  nn::sequential<cpu_executor> m(cpu, 3, size, size);
+  m.add(nn::conv2d(3, 3, 3, 1, 1)).add(nn::leaky_relu(0.25f)).add(nn::conv2d(3, 3, 3)).add(nn::gelu{});
+  m.add(nn::flatten{}).add(nn::dense(3 * 4 * 4, 4)).add(nn::gelu(true)).add(nn::dense(4, 1)).add(nn::sigmoid{});
+  m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 13);
+  train_a_little(m, size);
+  temp_dir dir("model_activation");
+  const std::string path = dir / "act.safetensors";
+  train::save_model(path, m);
+  const io::safetensors_file f = io::read_safetensors(path);
+  const auto arch = nlohmann::json::parse(f.metadata().at(train::architecture_key));
+  CHECK(arch["layers"][1]["type"] == "LeakyReLU");
+  CHECK(arch["layers"][1]["negative_slope"] == 0.25);
+  CHECK(arch["layers"][3]["type"] == "GELU");
+  CHECK(arch["layers"][3]["approximate"] == "none");
+  CHECK(arch["layers"][6]["approximate"] == "tanh");
+  CHECK(f.find("5.weight") != nullptr);
+  auto back = train::load_model(path, cpu, {4, nn::adam{}});
+  CHECK(back.summary() == m.summary());
+  CHECK(back.plan() == m.plan());
+  CHECK(same_bits(forward_cpu(back, size), forward_cpu(m, size)));
+}
+
 namespace {
 void write_floats(const std::string& path, const float* v, std::size_t n) {
   std::ofstream out(path, std::ios::binary);
@@ -186,7 +210,8 @@ void write_floats(const std::string& path, const float* v, std::size_t n) {
 }
 }  // namespace
 
-// Not part of the suite (hidden; without GPUKIT_TORCH_EXPORT it does nothing): writes a trained batch-norm model, an input and the
+// Not part of the suite (hidden; without GPUKIT_TORCH_EXPORT it does nothing): writes a trained batch-norm model
+// (with a leaky relu and a GELU), an input and the
 // model's outputs on it in inference and in training mode (and the running estimates after
 // that training pass) to $GPUKIT_TORCH_EXPORT, for tests/train/torch_model_check.py to
 // compare with PyTorch.
@@ -198,8 +223,9 @@ TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][to
   }
   const std::size_t size = 6;
   nn::sequential<cpu_executor> m(cpu, 3, size, size);
-  m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::relu{}).add(nn::flatten{});
-  m.add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::dense(5, 1)).add(nn::sigmoid{});
+  m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::leaky_relu(0.2f));
+  m.add(nn::flatten{}).add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::gelu{}).add(nn::dense(5, 1));
+  m.add(nn::sigmoid{});
   m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
   train_a_little(m, size);
   const std::string base = std::string(dir) + "/";

@@ -313,6 +313,7 @@ void conv2d_block_backward(const Exec& exec, const conv_block& block, const X& x
   auto dws = detail::output_params<Exec>(dw);
   auto dbs = detail::output_params<Exec>(db);
   const auto dxv = detail::optional_output_view<Exec, T>(dx);
+  detail::require_slope_from_output(where, "block.act", block.act);
   const detail::conv_geometry g = detail::checked_conv_geometry<Exec>(where, block, xv, ws);
   detail::require_count(where, "dw", dws.size(), block.conv.weight_count());
   detail::require_count(where, "db", dbs.size(), block.conv.out_channels);

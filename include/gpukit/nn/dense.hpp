@@ -225,6 +225,7 @@ void dense_backward(const Exec& exec, const dense& layer, const X& x, const W& w
   const auto xv = detail::input_view<Exec>(x);
   using T = std::remove_const_t<std::remove_pointer_t<decltype(xv.data)>>;
   detail::require_element_type<Exec, T>();
+  detail::require_slope_from_output(where, "act", act);
   const auto ws = detail::input_params<Exec>(w);
   const auto yv = detail::input_view<Exec>(y);
   const auto dyv = detail::input_view<Exec>(dy);

@@ -19,7 +19,10 @@
 //                                                      takes a flat (n, in, 1, 1) input;
 //                                                      .no_bias() as for conv2d
 //   nn::flatten{}                                     (n, c, h, w) -> (n, c·h·w, 1, 1)
-//   nn::relu{}, nn::sigmoid{}, nn::tanh{}
+//   nn::relu{}, nn::sigmoid{}, nn::tanh{}             the same shape out; fused into the
+//   nn::leaky_relu(negative_slope = 0.01)              conv, dense or batch norm before them
+//   nn::gelu(tanh_approximation = false)               (GELU never: a pass of its own, since
+//                                                      its backward needs its input)
 //   nn::softmax{}                                     over the channels of each pixel (the
 //                                                      features of a dense output)
 //   nn::dropout(p = 0.5)                              training: each element zeroed with
@@ -245,6 +248,35 @@ struct tanh {
   static constexpr activation kind = activation::tanh;
   shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
 };
+/// z for z > 0, negative_slope·z otherwise: torch.nn.LeakyReLU(negative_slope), whose default
+/// 0.01 this shares (Keras' LeakyReLU layer defaults to 0.3). negative_slope >= 0 and finite,
+/// so that the slope follows from the output and the layer fuses like relu.
+struct leaky_relu {
+  float negative_slope = 0.01f;
+
+  explicit leaky_relu(float negative_slope_ = 0.01f) : negative_slope(negative_slope_) { validate(); }
+  activation kind() const noexcept { return activation::leaky_relu(negative_slope); }
+  shape4 output_shape(const shape4& in, const std::string& = {}) const {
+    validate();
+    return in;
+  }
+
+ private:
+  void validate() const {
+    detail::require(negative_slope >= 0.0f && negative_slope <= 3.4e38f, "gpukit::nn::leaky_relu",
+                    "argument 'negative_slope' = " + std::to_string(negative_slope) + " must be non-negative and finite");
+  }
+};
+/// z·Φ(z), Φ the standard normal CDF: torch.nn.GELU(), or with tanh_approximation its
+/// approximate='tanh' form (Keras' gelu(approximate=True)). Its slope needs its input, so it
+/// is always a pass of its own (never fused into the layer before it).
+struct gelu {
+  bool tanh_approximation = false;
+
+  explicit gelu(bool tanh_approximation_ = false) : tanh_approximation(tanh_approximation_) {}
+  activation kind() const noexcept { return tanh_approximation ? activation::gelu_tanh : activation::gelu; }
+  shape4 output_shape(const shape4& in, const std::string& = {}) const { return in; }
+};
 
 /// Softmax over the channels of each pixel (softmax.hpp).
 struct softmax {
@@ -323,13 +355,14 @@ inline batchnorm batchnorm1d(std::size_t features, float eps = 1e-5f, float mome
 }
 
 using layer = std::variant<conv2d, maxpool2d, dense, flatten, relu, sigmoid, tanh, avgpool2d, global_avgpool2d, dropout,
-                           softmax, batchnorm>;
+                           softmax, batchnorm, leaky_relu, gelu>;
 
 /// Keras' class name of the layer: "Conv2D", "MaxPooling2D", "Dense", "Flatten", "ReLU", ...
 inline const char* layer_type_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"Conv2D", "MaxPooling2D", "Dense",           "Flatten",
                                           "ReLU",   "Sigmoid",      "Tanh",            "AveragePooling2D",
-                                          "GlobalAveragePooling2D", "Dropout", "Softmax", "BatchNormalization"};
+                                          "GlobalAveragePooling2D", "Dropout", "Softmax", "BatchNormalization",
+                                          "LeakyReLU", "GELU"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
@@ -338,7 +371,8 @@ inline const char* layer_base_name(const layer& l) noexcept {
   static constexpr const char* names[] = {"conv2d",  "max_pooling2d", "dense",
                                           "flatten", "relu",          "sigmoid",
                                           "tanh",    "average_pooling2d", "global_average_pooling2d",
-                                          "dropout", "softmax", "batch_normalization"};
+                                          "dropout", "softmax", "batch_normalization",
+                                          "leaky_re_lu", "gelu"};
   static_assert(std::size(names) == std::variant_size_v<layer>, "a name for every layer kind");
   return names[l.index()];
 }
@@ -355,6 +389,8 @@ inline activation activation_of(const layer& l) noexcept {
   if (std::holds_alternative<relu>(l)) return activation::relu;
   if (std::holds_alternative<sigmoid>(l)) return activation::sigmoid;
   if (std::holds_alternative<tanh>(l)) return activation::tanh;
+  if (const auto* a = std::get_if<leaky_relu>(&l)) return a->kind();
+  if (const auto* a = std::get_if<gelu>(&l)) return a->kind();
   return activation::none;
 }
 

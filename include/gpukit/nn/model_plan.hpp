@@ -80,7 +80,7 @@ struct stage_plan {
   activation dx_act = activation::none;
 
   /// The activation this stage's own backward pass differentiates.
-  activation backward_act() const noexcept { return loss_takes_logits || act_done_downstream ? activation::none : act; }
+  activation backward_act() const noexcept { return loss_takes_logits || act_done_downstream ? activation(activation::none) : act; }
 
   detail::conv_geometry conv_geometry(std::size_t batch) const {
     detail::conv_geometry g = cg_;
@@ -266,7 +266,9 @@ class model_plan {
       const layer& l = layers[i];
       std::size_t next = i + 1;
       const auto take_activation = [&] {
-        if (next < layers.size() && activation_of(layers[next]) != activation::none) st.act = activation_of(layers[next++]);
+        // Only an activation whose slope follows from its output: the fused stage keeps no input.
+        if (next < layers.size() && activation_of(layers[next]) != activation::none && slope_from_output(activation_of(layers[next])))
+          st.act = activation_of(layers[next++]);
       };
       if (const auto* c = std::get_if<conv2d>(&l)) {
         st.kind = stage_kind::conv;

@@ -272,10 +272,14 @@ class model_runner {
           break;
         }
         case stage_kind::act:
-          if (dx != nullptr)
+          if (dx != nullptr && slope_from_output(st.act))
             activation_backward(run_exec_, st.act, tensor_view<const T, space>{buffers_[i].out.data(), st.out.with_batch(batch)},
                                 tensor_view<const T, space>{dy, st.out.with_batch(batch)},
                                 tensor_view<T, space>{dx, st.in.with_batch(batch)});
+          else if (dx != nullptr)  // a GELU: its slope from its input, the stage before's output
+            activation_backward_at_input(run_exec_, st.act, tensor_view<const T, space>{in, st.in.with_batch(batch)},
+                                         tensor_view<const T, space>{dy, st.out.with_batch(batch)},
+                                         tensor_view<T, space>{dx, st.in.with_batch(batch)});
           break;
         case stage_kind::flatten: break;
       }

@@ -138,6 +138,10 @@ inline nlohmann::json layer_json(const nn::layer& l) {
     j["eps"] = b->eps;
     j["momentum"] = b->momentum;
     j["dims"] = b->dims;
+  } else if (const auto* lr = std::get_if<nn::leaky_relu>(&l)) {
+    j["negative_slope"] = lr->negative_slope;
+  } else if (const auto* g = std::get_if<nn::gelu>(&l)) {
+    j["approximate"] = g->tanh_approximation ? "tanh" : "none";
   } else if (const auto* d = std::get_if<nn::dense>(&l)) {
     j["in_features"] = d->in_features;
     j["out_features"] = d->out_features;
@@ -204,6 +208,21 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
       const std::size_t dims = size_field(j, "dims", index, file);
       return nn::batchnorm(size_field(j, "features", index, file), j["eps"].get<float>(), j["momentum"].get<float>(),
                            dims == 1 ? 1 : dims == 2 ? 2 : 0);
+    }
+    if (type == "LeakyReLU") {
+      if (!j.contains("negative_slope") || !j["negative_slope"].is_number())
+        throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                         " has no number 'negative_slope'");
+      return nn::leaky_relu(j["negative_slope"].get<float>());
+    }
+    if (type == "GELU") {
+      const std::string approximate = j.contains("approximate") && j["approximate"].is_string()
+                                          ? j["approximate"].get<std::string>()
+                                          : std::string("?");
+      if (approximate != "none" && approximate != "tanh")
+        throw model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                         " has no 'approximate' of \"none\" or \"tanh\"");
+      return nn::gelu(approximate == "tanh");
     }
     if (type == "AveragePooling2D")
       return nn::avgpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));

@@ -13,6 +13,7 @@
 #include "gpukit/core/error.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/core/workspace.hpp"
+#include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/tensor.hpp"
 #include "gpukit/ops/detail/arguments.hpp"
 
@@ -25,6 +26,15 @@
 namespace gpukit::nn::detail {
 
 using gpukit::detail::require;
+
+/// Refuses `act` where a backward pass keeps only the activation's output (an activation
+/// fused into a conv block, or given to dense_backward): the GELUs' slope needs the input.
+inline void require_slope_from_output(const char* where, const char* argument, activation act) {
+  require(slope_from_output(act), where,
+          std::string("argument '") + argument + "' = " + activation_name(act) +
+              ": its slope is not a function of its output; apply it as a layer of its own "
+              "(activation_backward_at_input)");
+}
 
 template <class T, memory_space S>
 tensor_view<const T, S> as_input_view(tensor_view<T, S> v) noexcept {

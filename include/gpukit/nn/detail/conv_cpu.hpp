@@ -270,7 +270,8 @@ void bias_activation(T* row, index n, T bias, activation act) {
     case activation::tanh:
       for_each_index(n, [&](index j) { row[j] = activate(activation::tanh, row[j] + bias); });
       break;
-    default: for_each_index(n, [&](index j) { row[j] += bias; }); break;
+    case activation::none: for_each_index(n, [&](index j) { row[j] += bias; }); break;
+    default: for_each_index(n, [&](index j) { row[j] = activate(act, row[j] + bias); }); break;
   }
 }
 
@@ -283,11 +284,12 @@ void activation_row(T* row, index n, activation act) {
       for_each_index(n, [&](index j) { row[j] = activate(activation::sigmoid, row[j]); });
       break;
     case activation::tanh: for_each_index(n, [&](index j) { row[j] = activate(activation::tanh, row[j]); }); break;
-    default: break;
+    case activation::none: break;
+    default: for_each_index(n, [&](index j) { row[j] = activate(act, row[j]); }); break;
   }
 }
 
-/// v[j] *= act'(y[j]) for j < n.
+/// v[j] *= act'(y[j]) for j < n (slope_from_output(act)).
 template <class T>
 void fold_slope(T* v, const T* y, index n, activation act) {
   switch (act) {
@@ -300,7 +302,8 @@ void fold_slope(T* v, const T* y, index n, activation act) {
     case activation::tanh:
       for_each_index(n, [&](index j) { v[j] *= activation_slope(activation::tanh, y[j]); });
       break;
-    default: break;
+    case activation::none: break;
+    default: for_each_index(n, [&](index j) { v[j] *= activation_slope(act, y[j]); }); break;
   }
 }
 
