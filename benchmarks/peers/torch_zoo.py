@@ -32,38 +32,13 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "cats_vs_dogs"))
+from pytorch_predict import build as build_model  # noqa: E402
+
 
 def build(layers):
-    out = []
-    for l in layers:
-        kind = l["type"]
-        if kind == "Conv2D":
-            out.append(torch.nn.Conv2d(l["in_channels"], l["out_channels"], tuple(l["kernel_size"]),
-                                       stride=l["stride"], padding=l["padding"], bias=l.get("bias", True)))
-        elif kind == "MaxPooling2D":
-            out.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
-        elif kind == "AveragePooling2D":
-            out.append(torch.nn.AvgPool2d(tuple(l["window"]), tuple(l["stride"])))
-        elif kind == "GlobalAveragePooling2D":  # one module: the state-dict indices stay gpukit's
-            out.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
-        elif kind == "Dropout":
-            out.append(torch.nn.Dropout(l["p"]))
-        elif kind == "BatchNormalization":
-            bn = torch.nn.BatchNorm1d if l["dims"] == 1 else torch.nn.BatchNorm2d
-            out.append(bn(l["features"], eps=l["eps"], momentum=l["momentum"]))
-        elif kind == "Softmax":
-            out.append(torch.nn.Softmax(dim=1))
-        elif kind == "Dense":
-            out.append(torch.nn.Linear(l["in_features"], l["out_features"], bias=l.get("bias", True)))
-        elif kind == "Flatten":
-            out.append(torch.nn.Flatten())
-        elif kind == "LeakyReLU":
-            out.append(torch.nn.LeakyReLU(l["negative_slope"]))
-        elif kind == "GELU":
-            out.append(torch.nn.GELU(approximate=l["approximate"]))
-        else:
-            out.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh}[kind]())
-    return torch.nn.Sequential(*out)
+    """The torch.nn.Sequential of a zoo model's layers, as the model-file reader builds it."""
+    return build_model({"layers": layers})
 
 
 def set_tf32(on):

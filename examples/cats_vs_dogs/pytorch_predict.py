@@ -11,11 +11,44 @@ Needs torch, safetensors, numpy and Pillow.
 import json
 import sys
 
-import numpy as np
 import torch
-from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import load_file
+
+
+class PaddedConv2d(torch.nn.Conv2d):
+    """torch.nn.Conv2d after zero padding that Conv2d's own argument cannot express: per side,
+    or Keras' 'same' at a stride above 1 (ceil(in / stride) outputs, the odd one of the padding
+    after). A subclass, so that the state-dict names stay "k.weight" and "k.bias"."""
+
+    def __init__(self, *args, sides, **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.sides = sides  # "same" or (top, bottom, left, right)
+
+    def forward(self, x):
+        if self.sides == "same":
+            pads = []
+            for size, k, d in zip(x.shape[2:], self.kernel_size, self.dilation):
+                s = self.stride[0]
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                pads.append((total // 2, total - total // 2))
+            (top, bottom), (left, right) = pads
+        else:
+            top, bottom, left, right = self.sides
+        return super().forward(torch.nn.functional.pad(x, (left, right, top, bottom)))
+
+
+def conv2d(l):
+    """The torch module of a Conv2D entry: its "padding" is a size, "same", "valid" or
+    [top, bottom, left, right]; "dilation" is 1 when absent."""
+    args = (l["in_channels"], l["out_channels"], tuple(l["kernel_size"]))
+    kwargs = dict(stride=l["stride"], dilation=l.get("dilation", 1), bias=l.get("bias", True))
+    p = l["padding"]
+    if p == "valid":
+        p = 0
+    if isinstance(p, list) and p[0] == p[1] and p[2] == p[3]:
+        p = (p[0], p[2])
+    if isinstance(p, (int, tuple)) or (p == "same" and l["stride"] == 1):
+        return torch.nn.Conv2d(*args, padding=p, **kwargs)
+    return PaddedConv2d(*args, sides=p if p == "same" else tuple(p), **kwargs)
 
 
 def build(arch):
@@ -23,8 +56,7 @@ def build(arch):
     for l in arch["layers"]:
         kind = l["type"]
         if kind == "Conv2D":
-            layers.append(torch.nn.Conv2d(l["in_channels"], l["out_channels"], tuple(l["kernel_size"]),
-                                          stride=l["stride"], padding=l["padding"], bias=l.get("bias", True)))
+            layers.append(conv2d(l))
         elif kind == "MaxPooling2D":
             layers.append(torch.nn.MaxPool2d(tuple(l["window"]), tuple(l["stride"])))
         elif kind == "AveragePooling2D":
@@ -52,6 +84,13 @@ def build(arch):
 
 
 def main():
+    # Here rather than at the top: build() (which the peer benchmarks and tests import)
+    # needs torch alone.
+    import numpy as np
+    from PIL import Image
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     path = sys.argv[1]

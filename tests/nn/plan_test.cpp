@@ -155,6 +155,47 @@ TEST_CASE("choose_conv2d_path: the article's first layer, general convolutions, 
     r.wgrad = detail::conv_wgrad_kind::band;  // 400 taps: the band kernel cannot
     CHECK(nn::choose_conv2d_path(g, h200, true, r).wgrad == detail::conv_wgrad_kind::igemm);
   }
+  SECTION("dilation: the implicit GEMM for every pass, even for the article's first layer") {
+    const auto g = geometry({nn::conv2d(3, 32, 3, 1, nn::conv_padding::same).dilated(2), activation::relu,
+                             nn::maxpool2d(2)},
+                            {256, 3, 64, 64});
+    CHECK(g.dil == 2);
+    CHECK(g.pad_h == 2);
+    CHECK(g.oh == 64);
+    detail::conv2d_request r;
+    r.forward = detail::conv_forward_kind::direct;  // its tile holds adjacent taps: not taken
+    r.wgrad = detail::conv_wgrad_kind::band;
+    for (const detail::conv2d_request& q : {detail::conv2d_request{}, r}) {
+      const auto p = nn::choose_conv2d_path(g, h200, true, q);
+      CHECK(p.forward == detail::conv_forward_kind::igemm);
+      CHECK(p.wgrad == detail::conv_wgrad_kind::igemm);
+      REQUIRE(p.dgrad.size() == 1);  // stride 1: one phase, every tap
+      CHECK(p.dgrad[0].phase.taps() == 9);
+      CHECK(p.dgrad[0].phase.dz_step == 2);
+    }
+  }
+  SECTION("stride 2 with dilation 2: only even tap offsets, so odd rows and columns are zero-filled") {
+    const auto g = geometry({nn::conv2d(8, 8, 3, 2, 2).dilated(2), activation::none, std::nullopt}, {2, 8, 11, 11});
+    const auto p = nn::choose_conv2d_path(g, h200, true);
+    REQUIRE(p.dgrad.size() == 1);
+    CHECK(p.dgrad[0].phase.taps() == 9);
+    CHECK(p.dgrad[0].phase.tap_step == 1);
+    CHECK(p.dgrad[0].phase.pixels(2) == 2 * 6 * 6);  // (iy + 2) even: rows 0, 2, ..., 10
+    CHECK(p.dgrad_zero_fill);
+  }
+  SECTION("stride 2 with dilation 3: four phases over every pixel, taps 0 and 2 against 1") {
+    const auto g = geometry({nn::conv2d(4, 4, 3, 2, nn::conv_padding::sides(1, 0, 2, 1)).dilated(3), activation::none,
+                             std::nullopt},
+                            {1, 4, 12, 11});
+    const auto p = nn::choose_conv2d_path(g, h200, true);
+    REQUIRE(p.dgrad.size() == 4);
+    std::multiset<long long> taps;
+    long long pixels = 0;
+    for (const auto& s : p.dgrad) taps.insert(s.phase.taps()), pixels += s.phase.pixels(1);
+    CHECK(taps == std::multiset<long long>{1, 2, 2, 4});
+    CHECK(pixels == 12LL * 11);
+    CHECK_FALSE(p.dgrad_zero_fill);
+  }
   SECTION("the CPU has one path") {
     const auto g = geometry({nn::conv2d(3, 8, 3), activation::none, std::nullopt}, {2, 3, 8, 8});
     CHECK(nn::choose_conv2d_path(g, nn::path_target::cpu(), true).describe() == "CPU blocked GEMM (implicit im2col, OpenMP)");

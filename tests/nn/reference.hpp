@@ -1,10 +1,12 @@
 // tests/nn/reference.hpp — the layers' forward passes written the plain way (one loop per
 // index, double precision), independent of the library, plus the cases the layer tests
-// share: odd sizes, batch 1, strides 1/2/3, padding 0/1, disjoint and overlapping pools.
+// share: odd sizes, batch 1, strides 1/2/3, padding 0/1, 'same' and per-side padding,
+// dilation, disjoint and overlapping pools.
 #pragma once
 
 #include "nn/nn_support.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,13 +16,30 @@ namespace nn_test {
 struct conv_case {
   std::size_t n, ic, h, w, oc;
   nn::kernel_size k;
-  std::size_t stride, pad;
+  std::size_t stride;
+  nn::conv_padding pad;
   nn::activation act;
   std::optional<nn::maxpool2d> pool;
+  std::size_t dilation = 1;
 
-  nn::conv_block block() const { return {nn::conv2d(ic, oc, k, stride, pad), act, pool}; }
+  nn::conv_block block() const { return {nn::conv2d(ic, oc, k, stride, pad).dilated(dilation), act, pool}; }
   shape4 in() const { return {n, ic, h, w}; }
-  shape4 conv_out() const { return {n, oc, (h + 2 * pad - k.h) / stride + 1, (w + 2 * pad - k.w) / stride + 1}; }
+  std::size_t extent_h() const { return (k.h - 1) * dilation + 1; }
+  std::size_t extent_w() const { return (k.w - 1) * dilation + 1; }
+  /// The padding's sides, 'same' worked out here as Keras documents it: ceil(in / stride)
+  /// outputs, half the padding that needs before, the rest after.
+  std::size_t top() const { return pad.is_same() ? same_total(h, extent_h()) / 2 : pad.top; }
+  std::size_t bottom() const { return pad.is_same() ? same_total(h, extent_h()) - top() : pad.bottom; }
+  std::size_t left() const { return pad.is_same() ? same_total(w, extent_w()) / 2 : pad.left; }
+  std::size_t right() const { return pad.is_same() ? same_total(w, extent_w()) - left() : pad.right; }
+  std::size_t same_total(std::size_t in, std::size_t extent) const {
+    const long long out = static_cast<long long>((in + stride - 1) / stride);
+    return static_cast<std::size_t>(std::max(0LL, (out - 1) * static_cast<long long>(stride) +
+                                                      static_cast<long long>(extent) - static_cast<long long>(in)));
+  }
+  shape4 conv_out() const {
+    return {n, oc, (h + top() + bottom() - extent_h()) / stride + 1, (w + left() + right() - extent_w()) / stride + 1};
+  }
   shape4 out() const {
     const shape4 c = conv_out();
     if (!pool) return c;
@@ -29,7 +48,8 @@ struct conv_case {
   std::size_t weights() const { return oc * ic * k.h * k.w; }
   std::string name() const {
     std::string s = "x" + nn::to_string(in()) + " " + std::to_string(oc) + " filters " + nn::to_string(k) + " stride " +
-                    std::to_string(stride) + " pad " + std::to_string(pad) + " " + nn::activation_name(act);
+                    std::to_string(stride) + " pad " + nn::to_string(pad) + " " + nn::activation_name(act);
+    if (dilation > 1) s += " dilation " + std::to_string(dilation);
     if (pool) s += " pool " + nn::to_string(pool->window) + "/" + nn::to_string(pool->stride);
     return s;
   }
@@ -51,6 +71,13 @@ inline std::vector<conv_case> conv_cases() {
       {1, 4, 4, 4, 3, {4, 4}, 1, 0, activation::relu, std::nullopt},
       {1, 9, 6, 5, 10, {3, 2}, 1, 1, activation::none, maxpool2d(2, 1)},  // 9 channels x 6 taps: two weight passes
       {2, 3, 7, 8, 4, {3, 3}, 1, 1, activation::leaky_relu(0.2f), maxpool2d(2)},
+      // 'same', per-side padding, dilation, and the three together with strides.
+      {2, 3, 7, 6, 4, {3, 3}, 1, nn::conv_padding::same, activation::relu, std::nullopt},
+      {1, 2, 9, 8, 3, {4, 2}, 2, nn::conv_padding::same, activation::none, std::nullopt},  // odd padding: at the end
+      {2, 2, 8, 9, 3, {3, 3}, 1, nn::conv_padding::sides(0, 2, 1, 0), activation::tanh, maxpool2d(2)},
+      {2, 3, 9, 10, 4, {3, 3}, 1, 2, activation::relu, std::nullopt, 2},
+      {1, 2, 11, 10, 3, {3, 2}, 2, nn::conv_padding::same, activation::sigmoid, std::nullopt, 2},  // tap residues skip
+      {1, 3, 12, 11, 2, {2, 3}, 2, nn::conv_padding::sides(1, 0, 2, 1), activation::none, maxpool2d(2, 1), 3},
   };
 }
 
@@ -68,8 +95,10 @@ std::vector<double> reference_conv(const conv_case& c, const std::vector<T>& x, 
           for (std::size_t i = 0; i < c.ic; ++i)
             for (std::size_t ky = 0; ky < c.k.h; ++ky)
               for (std::size_t kx = 0; kx < c.k.w; ++kx) {
-                const long long iy = static_cast<long long>(oy * c.stride + ky) - static_cast<long long>(c.pad);
-                const long long ix = static_cast<long long>(ox * c.stride + kx) - static_cast<long long>(c.pad);
+                const long long iy =
+                    static_cast<long long>(oy * c.stride + ky * c.dilation) - static_cast<long long>(c.top());
+                const long long ix =
+                    static_cast<long long>(ox * c.stride + kx * c.dilation) - static_cast<long long>(c.left());
                 if (iy < 0 || ix < 0 || iy >= static_cast<long long>(c.h) || ix >= static_cast<long long>(c.w)) continue;
                 s += static_cast<double>(w[((o * c.ic + i) * c.k.h + ky) * c.k.w + kx]) *
                      static_cast<double>(x[((n * c.ic + i) * c.h + static_cast<std::size_t>(iy)) * c.w +

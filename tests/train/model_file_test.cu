@@ -41,6 +41,16 @@ void train_a_little(nn::sequential<Exec>& m, std::size_t size) {
   }
 }
 
+/// Three convs that take (n, 4, 6, 6) to (n, 3, 2, 2) with every padding form beyond one
+/// number: 'same' at stride 2 (one row and column of zeros, after), per-side padding with
+/// dilation 2, and 'same' at stride 1 with an even kernel (torch's own padding='same').
+template <class Exec>
+void add_padding_forms(nn::sequential<Exec>& m) {
+  m.add(nn::conv2d(4, 4, 3, 2, nn::conv_padding::same)).add(nn::relu{});
+  m.add(nn::conv2d(4, 3, 2, 1, nn::conv_padding::sides(1, 0, 0, 1)).dilated(2));
+  m.add(nn::conv2d(3, 3, 2, 1, nn::conv_padding::same));
+}
+
 std::vector<float> forward_cpu(nn::sequential<cpu_executor>& m, std::size_t size) {
   const std::vector<float> xs = gpukit_test::random_values<float>(2 * 3 * size * size, 0, 1, 9);
   auto x = nn::host_tensor<float>::from_host({2, 3, size, size}, xs);
@@ -215,6 +225,31 @@ void write_floats(const std::string& path, const float* v, std::size_t n) {
 // model's outputs on it in inference and in training mode (and the running estimates after
 // that training pass) to $GPUKIT_TORCH_EXPORT, for tests/train/torch_model_check.py to
 // compare with PyTorch.
+TEST_CASE("model files: conv padding ('same', per side) and dilation round trip", "[train][model_file]") {
+  const std::size_t size = 6;
+  nn::sequential<cpu_executor> m(cpu, 4, size, size);
+  add_padding_forms(m);
+  m.add(nn::flatten{}).add(nn::dense(3 * 2 * 2, 1)).add(nn::sigmoid{});
+  m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 13);
+  temp_dir dir("model_padding");
+  const std::string path = dir / "m.safetensors";
+  train::save_model(path, m);
+  const std::string file(reinterpret_cast<const char*>(file_bytes(path).data()), file_bytes(path).size());
+  CHECK(file.find(R"(\"padding\":\"same\")") != std::string::npos);
+  CHECK(file.find(R"(\"padding\":[1,0,0,1])") != std::string::npos);
+  CHECK(file.find(R"(\"dilation\":2)") != std::string::npos);
+  auto back = train::load_model(path, cpu, {4, nn::adam{}});
+  CHECK(back.summary() == m.summary());
+  CHECK(back.plan() == m.plan());
+  CHECK(same_bits(parameters_of(back), parameters_of(m)));
+  const std::vector<float> xs = gpukit_test::random_values<float>(2 * 4 * size * size, 0, 1, 9);
+  auto x = nn::host_tensor<float>::from_host({2, 4, size, size}, xs);
+  const auto y0 = m.forward(x);
+  const std::vector<float> first(y0.data, y0.data + y0.size());
+  const auto y1 = back.forward(x);
+  CHECK(same_bits(std::vector<float>(y1.data, y1.data + y1.size()), first));
+}
+
 TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][torch_export]") {
   const char* dir = std::getenv("GPUKIT_TORCH_EXPORT");
   if (dir == nullptr) {  // a filter such as "~[gpu]" also selects hidden cases: nothing to do without a folder
@@ -224,7 +259,8 @@ TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][to
   const std::size_t size = 6;
   nn::sequential<cpu_executor> m(cpu, 3, size, size);
   m.add(nn::conv2d(3, 4, 3, 1, 1).no_bias()).add(nn::batchnorm2d(4, 1e-3f, 0.3f)).add(nn::leaky_relu(0.2f));
-  m.add(nn::flatten{}).add(nn::dense(4 * size * size, 5)).add(nn::batchnorm1d(5)).add(nn::gelu{}).add(nn::dense(5, 1));
+  add_padding_forms(m);  // 6x6 -> 2x2, three channels
+  m.add(nn::flatten{}).add(nn::dense(3 * 2 * 2, 5)).add(nn::batchnorm1d(5)).add(nn::gelu{}).add(nn::dense(5, 1));
   m.add(nn::sigmoid{});
   m.compile(4, nn::binary_crossentropy{}, nn::adam{}, 12);
   train_a_little(m, size);
@@ -237,7 +273,7 @@ TEST_CASE("model files: export a batch-norm model for PyTorch to check", "[.][to
   m.set_training(true);
   const std::vector<float> train = forward_cpu(m, size);
   write_floats(base + "y_train.f32", train.data(), train.size());
-  for (const std::size_t layer : {std::size_t{1}, std::size_t{5}}) {
+  for (const std::size_t layer : {std::size_t{1}, std::size_t{9}}) {
     const auto rm = m.running_mean(layer), rv = m.running_var(layer);
     write_floats(base + "rm" + std::to_string(layer) + ".f32", rm.data(), rm.size());
     write_floats(base + "rv" + std::to_string(layer) + ".f32", rv.data(), rv.size());

@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(conv_threads) conv_forward_kernel(const conv_f
   const int tile = static_cast<int>(blockIdx.x % tiles);
   const int ph0 = (tile / t.tiles_w) * t.tph, pw0 = (tile % t.tiles_w) * t.tpw;
   const int oy0 = ph0 * g.psh, ox0 = pw0 * g.psw;
-  const int iy0 = oy0 * g.stride - g.pad, ix0 = ox0 * g.stride - g.pad;
+  const int iy0 = oy0 * g.stride - g.pad_h, ix0 = ox0 * g.stride - g.pad_w;
   const int oc0 = static_cast<int>(blockIdx.y) * ocb;
   const int tid = static_cast<int>(threadIdx.x);
   const int cy = tid / t.ctw, cx = tid % t.ctw;

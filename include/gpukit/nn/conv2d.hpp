@@ -69,11 +69,11 @@ void conv_plane_cpu(const conv_geometry& g, const T* x_n, const T* w_oc, T bias,
     for (int ky = 0; ky < g.kh; ++ky) {
       for (int kx = 0; kx < g.kw; ++kx) {
         const T wv = w_oc[(static_cast<long long>(ic) * g.kh + ky) * g.kw + kx];
-        const int shift = kx - g.pad;  // input column = ox·s + shift
+        const int shift = kx * g.dil - g.pad_w;  // input column = ox·s + shift
         const int ox_lo = shift >= 0 ? 0 : (-shift + s - 1) / s;
         const int ox_hi = g.w - 1 - shift < 0 ? -1 : std::min(g.ow - 1, (g.w - 1 - shift) / s);
         for (int oy = 0; oy < g.oh; ++oy) {
-          const int iy = oy * s - g.pad + ky;
+          const int iy = oy * s - g.pad_h + ky * g.dil;
           if (iy < 0 || iy >= g.h) continue;
           const T* xr = x_n + (static_cast<long long>(ic) * g.h + iy) * g.w;
           T* orow = out + static_cast<long long>(oy) * g.ow;
@@ -162,15 +162,15 @@ void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T
         if (s == T(0)) continue;
         int oy, ox;
         position(i, q, oy, ox);
-        const int iy0 = oy * g.stride - g.pad, ix0 = ox * g.stride - g.pad;
+        const int iy0 = oy * g.stride - g.pad_h, ix0 = ox * g.stride - g.pad_w;
         for (int ic = 0; ic < g.ic; ++ic)
           for (int ky = 0; ky < g.kh; ++ky) {
-            const int iy = iy0 + ky;
+            const int iy = iy0 + ky * g.dil;
             if (iy < 0 || iy >= g.h) continue;
             const T* row = xn + ic * in_plane + static_cast<long long>(iy) * g.w;
             T* a = acc.data() + (static_cast<long long>(ic) * g.kh + ky) * g.kw;
             for (int kx = 0; kx < g.kw; ++kx) {
-              const int ix = ix0 + kx;
+              const int ix = ix0 + kx * g.dil;
               if (ix >= 0 && ix < g.w) a[kx] += s * row[ix];
             }
           }
@@ -214,11 +214,11 @@ void conv_backward_cpu(const cpu_executor& exec, const conv_geometry& g, const T
       for (int ky = 0; ky < g.kh; ++ky)
         for (int kx = 0; kx < g.kw; ++kx) {
           const T wv = w[((static_cast<long long>(oc) * g.ic + ic) * g.kh + ky) * g.kw + kx];
-          const int shift = kx - g.pad;
+          const int shift = kx * g.dil - g.pad_w;
           const int ox_lo = shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride;
           const int ox_hi = g.w - 1 - shift < 0 ? -1 : std::min(g.ow - 1, (g.w - 1 - shift) / g.stride);
           for (int oy = 0; oy < g.oh; ++oy) {
-            const int iy = oy * g.stride - g.pad + ky;
+            const int iy = oy * g.stride - g.pad_h + ky * g.dil;
             if (iy < 0 || iy >= g.h) continue;
             T* row = plane + static_cast<long long>(iy) * g.w;
             const T* drow = dzp + static_cast<long long>(oy) * g.ow;

@@ -4,9 +4,13 @@
 // sequential model (sequential.hpp) strings them together.
 //
 //   nn::conv2d(in_channels, out_channels, kernel, stride = 1, padding = 0)
-//       kernel is a size (square) or nn::kernel_size{h, w}; zero padding on every side;
-//       weights (out, in, kh, kw) then bias (out). Keras' old Convolution2D(32, 3, 3) is
-//       nn::conv2d(3, 32, 3, 1): stride is always explicit here.
+//       kernel is a size (square) or nn::kernel_size{h, w}; weights (out, in, kh, kw) then
+//       bias (out). Keras' old Convolution2D(32, 3, 3) is nn::conv2d(3, 32, 3, 1): stride is
+//       always explicit here. padding (zeros) is a number for every side, or an
+//       nn::conv_padding: ::same (Keras' 'same': ceil(in / stride) outputs, the odd one of
+//       the padding at the bottom and right; torch's padding='same' at stride 1), ::valid
+//       (none), ::hw(rows, columns) or ::sides(top, bottom, left, right).
+//       .dilated(d): taps d apart (torch's dilation=d, Keras' dilation_rate=d).
 //       .no_bias(): the layer without a bias (torch's bias=False; before a batch norm, whose
 //       own bias makes one redundant): none in the model's parameters or files.
 //   nn::maxpool2d(window, stride = window)           no padding, floor division
@@ -73,19 +77,84 @@ inline void require_positive(std::size_t v, const char* where, const char* arg) 
 }
 }  // namespace detail
 
+/// The zero padding of a convolution: explicit sides, or Keras' 'same' rule, which depends
+/// on the input's size and is resolved against it (resolve()).
+struct conv_padding {
+  enum class rule { sides, same };
+  rule how = rule::sides;
+  std::size_t top = 0, bottom = 0, left = 0, right = 0;
+
+  /// `all` zeros on every side (an int converts, as conv2d's old padding argument did).
+  constexpr conv_padding(std::size_t all = 0) noexcept : top(all), bottom(all), left(all), right(all) {}
+  static constexpr conv_padding sides(std::size_t top_, std::size_t bottom_, std::size_t left_,
+                                      std::size_t right_) noexcept {
+    conv_padding p;
+    p.top = top_, p.bottom = bottom_, p.left = left_, p.right = right_;
+    return p;
+  }
+  /// `rows` above and below, `columns` left and right (torch's padding=(rows, columns)).
+  static constexpr conv_padding hw(std::size_t rows, std::size_t columns) noexcept {
+    return sides(rows, rows, columns, columns);
+  }
+  /// Keras' padding='same': ceil(in / stride) outputs along each side; of the padding that
+  /// takes, half before and the rest (the odd one) after. At stride 1 this is torch's
+  /// padding='same' too.
+  static const conv_padding same;
+  /// No padding (Keras' 'valid').
+  static const conv_padding valid;
+
+  constexpr bool is_same() const noexcept { return how == rule::same; }
+  constexpr bool symmetric() const noexcept { return !is_same() && top == bottom && top == left && top == right; }
+  /// The explicit sides for an in_h x in_w input under a kernel whose taps span extent_h x
+  /// extent_w (dilation included) at `stride`.
+  constexpr conv_padding resolve(std::size_t in_h, std::size_t in_w, std::size_t extent_h, std::size_t extent_w,
+                                 std::size_t stride) const noexcept {
+    if (!is_same()) return *this;
+    const auto total = [stride](std::size_t in, std::size_t extent) -> std::size_t {
+      const std::size_t out = (in + stride - 1) / stride;
+      const std::size_t need = (out - 1) * stride + extent;
+      return need > in ? need - in : 0;
+    };
+    const std::size_t th = total(in_h, extent_h), tw = total(in_w, extent_w);
+    return sides(th / 2, th - th / 2, tw / 2, tw - tw / 2);
+  }
+  friend constexpr bool operator==(const conv_padding& a, const conv_padding& b) noexcept {
+    return a.how == b.how && (a.is_same() || (a.top == b.top && a.bottom == b.bottom && a.left == b.left &&
+                                             a.right == b.right));
+  }
+  friend constexpr bool operator!=(const conv_padding& a, const conv_padding& b) noexcept { return !(a == b); }
+};
+inline constexpr conv_padding conv_padding::same = [] {
+  conv_padding p;
+  p.how = conv_padding::rule::same;
+  return p;
+}();
+inline constexpr conv_padding conv_padding::valid{};
+
+/// "same", "1" (every side; "0" for valid), "1x2" (rows x columns) or "top 1, bottom 2, left 0, right 1".
+inline std::string to_string(const conv_padding& p) {
+  if (p.is_same()) return "same";
+  if (p.symmetric()) return std::to_string(p.top);
+  if (p.top == p.bottom && p.left == p.right) return std::to_string(p.top) + "x" + std::to_string(p.left);
+  return "top " + std::to_string(p.top) + ", bottom " + std::to_string(p.bottom) + ", left " + std::to_string(p.left) +
+         ", right " + std::to_string(p.right);
+}
+
 struct conv2d {
   std::size_t in_channels = 0, out_channels = 0;
   kernel_size kernel{};
-  std::size_t stride = 1, padding = 0;
+  std::size_t stride = 1;
+  conv_padding padding{};
+  std::size_t dilation = 1;  ///< taps this far apart (1: adjacent)
   init weight_init = init::glorot_uniform;
   bool use_bias = true;  ///< false: no bias parameters (the passes add zero)
 
-  conv2d(std::size_t in, std::size_t out, kernel_size k, std::size_t stride_ = 1, std::size_t padding_ = 0,
+  conv2d(std::size_t in, std::size_t out, kernel_size k, std::size_t stride_ = 1, conv_padding padding_ = {},
          init weights = init::glorot_uniform)
       : in_channels(in), out_channels(out), kernel(k), stride(stride_), padding(padding_), weight_init(weights) {
     validate();
   }
-  conv2d(std::size_t in, std::size_t out, std::size_t k, std::size_t stride_ = 1, std::size_t padding_ = 0,
+  conv2d(std::size_t in, std::size_t out, std::size_t k, std::size_t stride_ = 1, conv_padding padding_ = {},
          init weights = init::glorot_uniform)
       : conv2d(in, out, kernel_size{k, k}, stride_, padding_, weights) {}
 
@@ -94,6 +163,22 @@ struct conv2d {
     conv2d c = *this;
     c.use_bias = false;
     return c;
+  }
+  /// This layer with its taps `d` apart (torch.nn.Conv2d's dilation=d); d >= 1.
+  conv2d dilated(std::size_t d) const {
+    conv2d c = *this;
+    c.dilation = d;
+    c.validate();
+    return c;
+  }
+  /// Rows x columns the kernel's taps span: (k - 1)·dilation + 1 each way.
+  kernel_size extent() const noexcept {
+    return {(kernel.h - 1) * dilation + 1, (kernel.w - 1) * dilation + 1};
+  }
+  /// The explicit padding sides for an input of `in`'s size ('same' resolved against it).
+  conv_padding padding_for(const shape4& in) const noexcept {
+    const kernel_size e = extent();
+    return padding.resolve(in.h, in.w, e.h, e.w, stride);
   }
 
   std::size_t weight_count() const noexcept { return out_channels * in_channels * kernel.h * kernel.w; }
@@ -109,12 +194,16 @@ struct conv2d {
     detail::require(in.c == in_channels, who.c_str(),
                     "argument 'in_channels' = " + std::to_string(in_channels) + " does not match the input's " +
                         std::to_string(in.c) + " channels (input shape " + sample_string(in) + ")");
-    const std::size_t ph = in.h + 2 * padding, pw = in.w + 2 * padding;
-    detail::require(kernel.h <= ph && kernel.w <= pw, who.c_str(),
-                    "argument 'kernel' = " + to_string(kernel) + " is larger than the padded input " +
-                        std::to_string(ph) + "x" + std::to_string(pw) + " (input shape " + sample_string(in) +
-                        ", padding " + std::to_string(padding) + ")");
-    return {in.n, out_channels, (ph - kernel.h) / stride + 1, (pw - kernel.w) / stride + 1};
+    const conv_padding p = padding_for(in);
+    const kernel_size e = extent();
+    const std::size_t ph = in.h + p.top + p.bottom, pw = in.w + p.left + p.right;
+    detail::require(e.h <= ph && e.w <= pw, who.c_str(),
+                    "argument 'kernel' = " + to_string(kernel) +
+                        (dilation > 1 ? " (dilation " + std::to_string(dilation) + ": it spans " + to_string(e) + ")"
+                                      : std::string()) +
+                        " is larger than the padded input " + std::to_string(ph) + "x" + std::to_string(pw) +
+                        " (input shape " + sample_string(in) + ", padding " + to_string(padding) + ")");
+    return {in.n, out_channels, (ph - e.h) / stride + 1, (pw - e.w) / stride + 1};
   }
 
  private:
@@ -124,6 +213,7 @@ struct conv2d {
     detail::require(kernel.h >= 1 && kernel.w >= 1, "gpukit::nn::conv2d",
                     "argument 'kernel' = " + to_string(kernel) + " must be at least 1x1");
     detail::require_positive(stride, "gpukit::nn::conv2d", "stride");
+    detail::require_positive(dilation, "gpukit::nn::conv2d", "dilation");
   }
 };
 

@@ -18,7 +18,9 @@
 // takes it as it is (Flatten of NCHW is the same order in both).
 //
 // "__metadata__" holds "format": "pt" and "gpukit.architecture": JSON with the input
-// shape, every layer and its arguments, and the loss. The optimizer's state is not saved:
+// shape, every layer and its arguments, and the loss (a Conv2D's "padding" is a size for
+// every side, "same", or [top, bottom, left, right]; its "dilation" is written when not 1;
+// the torch builders map both). The optimizer's state is not saved:
 // a loaded model trains on with fresh moments.
 //
 // Errors: a damaged file is an io::safetensors_error (see io/safetensors.hpp); a file that
@@ -36,6 +38,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -122,7 +125,14 @@ inline nlohmann::json layer_json(const nn::layer& l) {
     j["out_channels"] = c->out_channels;
     j["kernel_size"] = {c->kernel.h, c->kernel.w};
     j["stride"] = c->stride;
-    j["padding"] = c->padding;
+    if (c->padding.is_same()) {
+      j["padding"] = "same";
+    } else if (c->padding.symmetric()) {
+      j["padding"] = c->padding.top;
+    } else {
+      j["padding"] = {c->padding.top, c->padding.bottom, c->padding.left, c->padding.right};
+    }
+    if (c->dilation != 1) j["dilation"] = c->dilation;
     j["weight_init"] = nn::init_name(c->weight_init);
     if (!c->use_bias) j["bias"] = false;
   } else if (const auto* p = std::get_if<nn::maxpool2d>(&l)) {
@@ -173,6 +183,29 @@ inline nn::init init_field(const nlohmann::json& j, std::size_t index, const std
                                    " has an unknown weight_init '" + name + "'");
 }
 
+/// A conv layer's field "padding": a size (every side), "same", "valid", or
+/// [top, bottom, left, right].
+inline nn::conv_padding padding_field(const nlohmann::json& j, std::size_t index, const std::string& file) {
+  const auto bad = [&] {
+    return model_file_error(file, std::string(architecture_key) + ": layer " + std::to_string(index) +
+                                      " has no 'padding' (a size, \"same\", \"valid\" or [top, bottom, left, right])");
+  };
+  if (!j.contains("padding")) throw bad();
+  const nlohmann::json& p = j["padding"];
+  if (p.is_number_unsigned()) return nn::conv_padding(p.get<std::size_t>());
+  if (p.is_string()) {
+    if (p.get<std::string>() == "same") return nn::conv_padding::same;
+    if (p.get<std::string>() == "valid") return nn::conv_padding::valid;
+    throw bad();
+  }
+  if (p.is_array() && p.size() == 4 && std::all_of(p.begin(), p.end(), [](const nlohmann::json& v) {
+        return v.is_number_unsigned();
+      }))
+    return nn::conv_padding::sides(p[0].get<std::size_t>(), p[1].get<std::size_t>(), p[2].get<std::size_t>(),
+                                   p[3].get<std::size_t>());
+  throw bad();
+}
+
 /// Whether a conv or dense layer has a bias: field "bias" (a boolean), true when absent.
 inline bool bias_field(const nlohmann::json& j, std::size_t index, const std::string& file) {
   if (!j.contains("bias")) return true;
@@ -190,7 +223,8 @@ inline nn::layer layer_from_json(const nlohmann::json& j, std::size_t index, con
     if (type == "Conv2D") {
       nn::conv2d c(size_field(j, "in_channels", index, file), size_field(j, "out_channels", index, file),
                    pair_field(j, "kernel_size", index, file), size_field(j, "stride", index, file),
-                   size_field(j, "padding", index, file), init_field(j, index, file));
+                   padding_field(j, index, file), init_field(j, index, file));
+      if (j.contains("dilation")) c = c.dilated(size_field(j, "dilation", index, file));
       return bias_field(j, index, file) ? c : c.no_bias();
     }
     if (type == "MaxPooling2D") return nn::maxpool2d(pair_field(j, "window", index, file), pair_field(j, "stride", index, file));

@@ -10,6 +10,7 @@
 #include "gpukit/core/error.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/conv_phase.hpp"
 #include "gpukit/nn/detail/igemm_plan.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/path_target.hpp"
@@ -35,7 +36,9 @@ namespace detail {
 /// Everything a conv kernel needs to know, as ints (checked to fit).
 struct conv_geometry {
   int n = 0, ic = 0, h = 0, w = 0;   // input
-  int oc = 0, kh = 0, kw = 0, stride = 1, pad = 0;
+  int oc = 0, kh = 0, kw = 0, stride = 1;
+  int pad_h = 0, pad_w = 0;          // the padding above and to the left (the sides the indices see)
+  int dil = 1;                       // taps this far apart
   int oh = 0, ow = 0;                // conv output
   activation act = activation::none;
   bool pooled = false;
@@ -43,6 +46,9 @@ struct conv_geometry {
   int ph = 0, pw = 0;                // block output: pooled, or the conv output
 
   GPUKIT_HOST_DEVICE long long kdim() const noexcept { return static_cast<long long>(ic) * kh * kw; }
+  /// Rows and columns the taps span.
+  GPUKIT_HOST_DEVICE int extent_h() const noexcept { return (kh - 1) * dil + 1; }
+  GPUKIT_HOST_DEVICE int extent_w() const noexcept { return (kw - 1) * dil + 1; }
   GPUKIT_HOST_DEVICE long long input_size() const noexcept { return static_cast<long long>(n) * ic * h * w; }
   GPUKIT_HOST_DEVICE long long conv_size() const noexcept { return static_cast<long long>(n) * oc * oh * ow; }
   GPUKIT_HOST_DEVICE long long output_size() const noexcept { return static_cast<long long>(n) * oc * ph * pw; }
@@ -65,7 +71,11 @@ inline conv_geometry make_conv_geometry(const conv_block& block, const shape4& i
   require_dimension(where, "elements of one input sample", in.features(), 0x7fffffff);
   require_dimension(where, "elements of one conv output sample", conv_out.features(), 0x7fffffff);
   require_dimension(where, "stride", block.conv.stride, 4096);
-  require_dimension(where, "padding", block.conv.padding, 4096);
+  const conv_padding pad = block.conv.padding_for(in);
+  require_dimension(where, "padding", std::max({pad.top, pad.bottom, pad.left, pad.right}), 4096);
+  require_dimension(where, "dilation", block.conv.dilation, 4096);
+  require_dimension(where, "kernel extent (dilation included)",
+                    std::max(block.conv.extent().h, block.conv.extent().w), 1u << 20);
   conv_geometry g;
   g.n = static_cast<int>(in.n);
   g.ic = static_cast<int>(in.c);
@@ -75,7 +85,9 @@ inline conv_geometry make_conv_geometry(const conv_block& block, const shape4& i
   g.kh = static_cast<int>(block.conv.kernel.h);
   g.kw = static_cast<int>(block.conv.kernel.w);
   g.stride = static_cast<int>(block.conv.stride);
-  g.pad = static_cast<int>(block.conv.padding);
+  g.pad_h = static_cast<int>(pad.top);
+  g.pad_w = static_cast<int>(pad.left);
+  g.dil = static_cast<int>(block.conv.dilation);
   g.oh = static_cast<int>(conv_out.h);
   g.ow = static_cast<int>(conv_out.w);
   g.act = block.act;
@@ -119,10 +131,11 @@ struct conv_tile {
   std::size_t shared_bytes() const noexcept { return (input_floats + weight_floats + output_floats) * sizeof(float); }
 };
 
-/// The direct tile for `g`, or icb = 0 when even the smallest tile does not fit.
+/// The direct tile for `g`, or icb = 0 when even the smallest tile does not fit (or g is
+/// dilated).
 inline conv_tile plan_conv_tile(const conv_geometry& g) {
   conv_tile t;
-  if (g.pkh > 16 || g.pkw > 16) return t;
+  if (g.pkh > 16 || g.pkw > 16 || g.dil != 1) return t;  // its input tile holds adjacent taps
   int want_w = std::min(g.pw, (16 - g.pkw) / g.psw + 1);
   int want_h = 0;
   for (;;) {
@@ -166,12 +179,12 @@ struct quad_plan {
   std::size_t shared_bytes = 0;
 };
 
-/// The plan for g, or icb = 0 when the kernel does not take g (3x3, stride 1, a 2x2
-/// stride-2 pool or none).
+/// The plan for g, or icb = 0 when the kernel does not take g (3x3, stride 1, no dilation,
+/// a 2x2 stride-2 pool or none).
 inline quad_plan plan_quad_forward(const conv_geometry& g) {
   quad_plan q;
   const bool pool_fits = !g.pooled || (g.pkh == 2 && g.pkw == 2 && g.psh == 2 && g.psw == 2);
-  if (g.kh != 3 || g.kw != 3 || g.stride != 1 || !pool_fits) return q;
+  if (g.kh != 3 || g.kw != 3 || g.stride != 1 || g.dil != 1 || !pool_fits) return q;
   q.rows = g.pooled ? g.ph : (g.oh + 1) / 2;
   q.cols = g.pooled ? g.pw : (g.ow + 1) / 2;
   q.tiles_h = (q.rows + quad_rows - 1) / quad_rows;
@@ -198,10 +211,10 @@ struct wgrad_band_plan {
 };
 
 /// The band plan for g (about two blocks per SM), or one with rows = 0 when g has more than
-/// band_taps taps or even one row's band does not fit in shared memory.
+/// band_taps taps, is dilated, or even one row's band does not fit in shared memory.
 inline wgrad_band_plan plan_wgrad_band(const conv_geometry& g, int sm_count) {
   wgrad_band_plan p;
-  if (g.kdim() > band_taps) return p;
+  if (g.kdim() > band_taps || g.dil != 1) return p;
   int stride = (g.ow - 1) * g.stride + g.kw;
   // A pool window's positions at row distance 1 must fall in different banks.
   while (stride % 32 == 0 || stride % 32 == 1 || stride % 32 == 31) ++stride;
@@ -217,29 +230,6 @@ inline wgrad_band_plan plan_wgrad_band(const conv_geometry& g, int sm_count) {
     }
   }
   return p;
-}
-
-/// One stride phase of the input gradient: the input pixels (iy, ix) with
-/// (iy + pad) % stride == ry and (ix + pad) % stride == rx, which only the taps
-/// ky ≡ ry, kx ≡ rx reach (tky x tkx of them); ny x nx such pixels per image, the first at
-/// (iy_first, ix_first).
-struct dgrad_phase {
-  int ry = 0, rx = 0, tky = 0, tkx = 0, iy_first = 0, ix_first = 0, ny = 0, nx = 0;
-  long long pixels(int images) const noexcept { return static_cast<long long>(images) * ny * nx; }
-  long long taps() const noexcept { return static_cast<long long>(tky) * tkx; }
-};
-
-inline dgrad_phase make_dgrad_phase(const conv_geometry& g, int ry, int rx) {
-  const int s = g.stride;
-  dgrad_phase ph;
-  ph.ry = ry, ph.rx = rx;
-  ph.tky = ry < g.kh ? (g.kh - 1 - ry) / s + 1 : 0;
-  ph.tkx = rx < g.kw ? (g.kw - 1 - rx) / s + 1 : 0;
-  ph.iy_first = ((ry - g.pad) % s + s) % s;
-  ph.ix_first = ((rx - g.pad) % s + s) % s;
-  ph.ny = ph.iy_first < g.h ? (g.h - 1 - ph.iy_first) / s + 1 : 0;
-  ph.nx = ph.ix_first < g.w ? (g.w - 1 - ph.ix_first) / s + 1 : 0;
-  return ph;
 }
 
 /// The most stride phases an input gradient may take (an 11x11 stride-4 conv has 16).
@@ -372,16 +362,26 @@ inline conv2d_path choose_conv2d_path(const conv_geometry& g, const path_target&
   // Input gradient, one product per stride phase that meets a tap.
   std::size_t dgrad_partials = 0;
   if (want_dx) {
-    const int phases_y = std::min(g.stride, g.kh), phases_x = std::min(g.stride, g.kw);
-    require(static_cast<long long>(phases_y) * phases_x <= max_dgrad_phases, "gpukit::nn::choose_conv2d_path",
+    // Rows (and columns) of a residue no tap reaches (a stride above the kernel, or a
+    // dilation sharing a factor with the stride) are left to a zero fill first; the others
+    // pair up into phases.
+    std::vector<int> rows, cols;
+    for (int r = 0; r < g.stride; ++r) {
+      const dgrad_phase along_y = make_dgrad_phase(gp, r, 0), along_x = make_dgrad_phase(gp, 0, r);
+      if (along_y.ny > 0 && along_y.tky == 0) p.dgrad_zero_fill = true;
+      if (along_x.nx > 0 && along_x.tkx == 0) p.dgrad_zero_fill = true;
+      if (along_y.ny > 0 && along_y.tky > 0) rows.push_back(r);
+      if (along_x.nx > 0 && along_x.tkx > 0) cols.push_back(r);
+    }
+    const long long phases = static_cast<long long>(rows.size()) * static_cast<long long>(cols.size());
+    require(phases <= max_dgrad_phases, "gpukit::nn::choose_conv2d_path",
             "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " with stride " + std::to_string(g.stride) +
-                " needs " + std::to_string(static_cast<long long>(phases_y) * phases_x) +
-                " input-gradient phases on the GPU, more than " + std::to_string(max_dgrad_phases));
-    p.dgrad_zero_fill = g.stride > g.kh || g.stride > g.kw;
-    for (int ry = 0; ry < phases_y; ++ry)
-      for (int rx = 0; rx < phases_x; ++rx) {
+                (g.dil > 1 ? " and dilation " + std::to_string(g.dil) : std::string()) + " needs " +
+                std::to_string(phases) + " input-gradient phases on the GPU, more than " +
+                std::to_string(max_dgrad_phases));
+    for (const int ry : rows)
+      for (const int rx : cols) {
         const dgrad_phase ph = make_dgrad_phase(gp, ry, rx);
-        if (ph.pixels(piece) == 0) continue;
         conv_dgrad_step step{ph, choose_igemm(g.ic, ph.pixels(piece), static_cast<long long>(g.oc) * ph.taps(), t, r.gemm)};
         dgrad_partials = std::max(dgrad_partials, step.gemm.partial_floats(g.ic, ph.pixels(piece)));
         p.dgrad.push_back(step);

@@ -45,6 +45,7 @@
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/activation_functions.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/conv_phase.hpp"
 #include "gpukit/nn/detail/cpu_gemm.hpp"
 
 #include <algorithm>
@@ -79,14 +80,15 @@ GPUKIT_CPU_GEMM_INLINE void gather_run(T* GPUKIT_CPU_GEMM_RESTRICT d, const T* G
 
 /// B of the forward pass (and, on dz with the kernel flipped, of the input gradient): element
 /// (p, j) with p = (c, ty, tx) over channels x th x tw taps and j = (a, b) over a grid gw
-/// wide is src[c·plane + (a·s + ty + oy0)·sw + (b·s + tx + ox0)], zero outside the sh x sw
-/// plane (the padding). A panel's columns are split into runs along grid rows once; each
+/// wide is src[c·plane + (a·s + ty·td + oy0)·sw + (b·s + tx·td + ox0)] (td: the taps'
+/// spacing, the dilation), zero outside the sh x sw plane (the padding). A panel's columns are split into runs along grid rows once; each
 /// step of k then copies each run with its out-of-plane ends zeroed.
 template <class T>
 struct im2col_panels {
   const T* src;
   index plane;
   int sh, sw, gw, th, tw, s, oy0, ox0;
+  int td = 1;
 
   template <int R>
   GPUKIT_CPU_GEMM_INLINE void pack(T* dst, index j0, index lanes, index d0, index depth) const {
@@ -118,13 +120,13 @@ struct im2col_panels {
         for (int q = 0; q < nrun; ++q) {
           const run& u = runs[q];
           T* os = o + u.r0;
-          const int iy = u.a * s + ty + oy0;
+          const int iy = u.a * s + ty * td + oy0;
           if (iy < 0 || iy >= sh) {
             zero_run<R>(os, u.len);
             continue;
           }
           const T* row = pl + static_cast<index>(iy) * sw;
-          const int ix0 = u.b0 * s + tx + ox0;
+          const int ix0 = u.b0 * s + tx * td + ox0;
           // e in [lo, hi) reads inside the row: 0 <= ix0 + e·s < sw. Found by stepping in
           // from the ends rather than by dividing: the padding is a few elements at most,
           // and the steps are bounded by the run (an idiv per end per run per step of k
@@ -155,14 +157,14 @@ struct im2col_panels {
 /// B of the weight gradient, read from channels-last copies of the images: element (p, j)
 /// with first + p = (image, oy, ox) over the output pixels of the batch, image after image,
 /// and j = (ky, kx, c) (taps outer, channels inner, so that a panel's lanes are runs of
-/// contiguous channels) is xt[image][oy·s - pad + ky][ox·s - pad + kx][c], zero in the
-/// padding. `first` lets a part of k start anywhere, mid-image included.
+/// contiguous channels) is xt[image][oy·s - pad_h + ky·dil][ox·s - pad_w + kx·dil][c], zero
+/// in the padding. `first` lets a part of k start anywhere, mid-image included.
 template <class T>
 struct channels_last_taps_panels {
   const T* xt;  // the batch's first image, (h, w, ic)
   index image;  // elements per image
   index first;  // the batch pixel that p = 0 stands for
-  int h, w, ic, oh, ow, kw, s, pad;
+  int h, w, ic, oh, ow, kw, s, pad_h, pad_w, dil;
 
   template <int R>
   GPUKIT_CPU_GEMM_INLINE void pack(T* dst, index j0, index lanes, index d0, index depth) const {
@@ -180,7 +182,7 @@ struct channels_last_taps_panels {
         const index j = j0 + lp + r;
         const int tap = static_cast<int>(j / ic), c = static_cast<int>(j % ic);
         const int len = std::min(count - r, ic - c);
-        runs[nrun++] = {r, len, tap / kw - pad, tap % kw - pad, c};
+        runs[nrun++] = {r, len, tap / kw * dil - pad_h, tap % kw * dil - pad_w, c};
         r += len;
       }
       T* panel = dst + lp * depth;
@@ -219,13 +221,13 @@ void transpose(const T* src, index rows, index cols, T* dst) {
     K::transpose(src + j0, cols, rows, std::min(strip, cols - j0), dst + j0 * rows, rows);
 }
 
-/// A of one input-gradient phase: element (i, p) = w[oc][i][ky][kx] for p = (oc, ty, tx)
-/// over oc x tky x tkx, with ky = ry + s·(tky - 1 - ty) and kx = rx + s·(tkx - 1 - tx): the
-/// phase's taps, flipped, as the im2col of dz needs them.
+/// A of one input-gradient phase (conv_phase.hpp): element (i, p) = w[oc][i][ky][kx] for
+/// p = (oc, ty, tx) over oc x tky x tkx, with ky = ky0 + step·(tky - 1 - ty) and
+/// kx = kx0 + step·(tkx - 1 - tx): the phase's taps, flipped, as the im2col of dz needs them.
 template <class T>
 struct dgrad_weight_panels {
   const T* w;
-  int ic, kh, kw, s, ry, rx, tky, tkx;
+  int ic, kh, kw, step, ky0, kx0, tky, tkx;
 
   template <int R>
   GPUKIT_CPU_GEMM_INLINE void pack(T* dst, index l0, index lanes, index d0, index depth) const {
@@ -235,7 +237,8 @@ struct dgrad_weight_panels {
       T* panel = dst + lp * depth;
       for (index d = 0; d < depth; ++d) {
         const index p = d0 + d, oc = p / per_oc, t = p % per_oc;
-        const int ky = ry + s * (tky - 1 - static_cast<int>(t / tkx)), kx = rx + s * (tkx - 1 - static_cast<int>(t % tkx));
+        const int ky = ky0 + step * (tky - 1 - static_cast<int>(t / tkx));
+        const int kx = kx0 + step * (tkx - 1 - static_cast<int>(t % tkx));
         const T* src = w + (oc * ic + l0 + lp) * taps + static_cast<index>(ky) * kw + kx;
         T* o = panel + d * R;
         for (int r = 0; r < count; ++r) o[r] = src[r * taps];
@@ -441,7 +444,7 @@ void conv_forward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geom
     const std::size_t extra = g.pooled ? static_cast<std::size_t>(grid.row_block * pixels) : 0;
     run_grid<K, T>(threads, grid, extra, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& s) {
       const auto bp = operands_of<T>(im2col_panels<T>{x + r.batch * image, static_cast<index>(g.h) * g.w, g.h, g.w,
-                                                      g.ow, g.kh, g.kw, g.stride, -g.pad, -g.pad},
+                                                      g.ow, g.kh, g.kw, g.stride, -g.pad_h, -g.pad_w, g.dil},
                                      numbers);
       T* c = g.pooled ? s.extra : y + (r.batch * oc + r.m0) * pixels + r.n0;
       gemm_block<K>(a, bp, r.m0, r.m1, r.n0, r.n1, taps, T(1), T(0), c, pixels, s);
@@ -541,7 +544,9 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
         const index first = r.batch * per_part, last = std::min(depth, first + per_part);
         const auto ap = operands_of<T>(strided_panels<T>{dzt + first * oc, 1, oc}, numbers);  // dzt: (pixel, oc)
         const auto bp = operands_of<T>(
-            channels_last_taps_panels<T>{xt, image, first, g.h, g.w, g.ic, g.oh, g.ow, g.kw, g.stride, g.pad}, numbers);
+            channels_last_taps_panels<T>{xt, image, first, g.h, g.w, g.ic, g.oh, g.ow, g.kw, g.stride, g.pad_h, g.pad_w,
+                                         g.dil},
+            numbers);
         gemm_block<K>(ap, bp, r.m0, r.m1, r.n0, r.n1, last - first, T(1), T(0),
                       partial + r.batch * count + r.m0 * taps + r.n0, taps, s);
       });
@@ -558,14 +563,12 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
     }
     if (dx == nullptr) return;
 
-    // Input: per stride phase, dx (ic x phase pixels) = flipped wᵀ · im2col(dz).
+    // Input: per stride phase (conv_phase.hpp), dx (ic x phase pixels) = flipped wᵀ · im2col(dz).
     const int s = g.stride;
     for (int ry = 0; ry < s; ++ry)
       for (int rx = 0; rx < s; ++rx) {
-        const int tky = ry < g.kh ? (g.kh - 1 - ry) / s + 1 : 0, tkx = rx < g.kw ? (g.kw - 1 - rx) / s + 1 : 0;
-        const int iy_first = ((ry - g.pad) % s + s) % s, ix_first = ((rx - g.pad) % s + s) % s;
-        const int ny = iy_first < g.h ? (g.h - 1 - iy_first) / s + 1 : 0;
-        const int nx = ix_first < g.w ? (g.w - 1 - ix_first) / s + 1 : 0;
+        const dgrad_phase ph = make_dgrad_phase(g, ry, rx);
+        const int tky = ph.tky, tkx = ph.tkx, iy_first = ph.iy_first, ix_first = ph.ix_first, ny = ph.ny, nx = ph.nx;
         if (ny == 0 || nx == 0) continue;
         const index phase_pixels = static_cast<index>(ny) * nx;
         const auto store = [&](index n, index c0, index c1, index j0, index j1, const T* block, index ld) {
@@ -600,16 +603,17 @@ void conv_backward_gemm_cpu_isa(cpu_isa isa, const cpu_executor& exec, const Geo
         const int phase_team =
             useful_threads(threads, static_cast<double>(images * g.ic) * static_cast<double>(phase_pixels * depth));
         const auto a = prepack<K, K::mr, T>(
-            phase_team, operands_of<T>(dgrad_weight_panels<T>{w, g.ic, g.kh, g.kw, s, ry, rx, tky, tkx}, numbers), g.ic,
-            depth);
-        const int cy = (iy_first + g.pad - ry) / s, cx = (ix_first + g.pad - rx) / s;
+            phase_team,
+            operands_of<T>(dgrad_weight_panels<T>{w, g.ic, g.kh, g.kw, ph.tap_step, ph.ky0, ph.kx0, tky, tkx}, numbers),
+            g.ic, depth);
+        const int ds = ph.dz_step;
         const bool in_place = s == 1;
         const gemm_grid grid = plan_grid<K>(phase_team, images, g.ic, phase_pixels, depth, false,
                                             in_place ? std::numeric_limits<index>::max() : scratch_block);
         const std::size_t scratch = in_place ? 0 : static_cast<std::size_t>(grid.row_block * grid.col_block);
         run_grid<K, T>(phase_team, grid, scratch, [&](const gemm_grid::task_range& r, const gemm_scratch<T>& sc) {
           const auto bp = operands_of<T>(im2col_panels<T>{dz + r.batch * oc * pixels, pixels, g.oh, g.ow, nx, tky, tkx,
-                                                          1, cy - (tky - 1), cx - (tkx - 1)},
+                                                          1, ph.cy - (tky - 1) * ds, ph.cx - (tkx - 1) * ds, ds},
                                          numbers);
           if (in_place) {
             T* c = dx + r.batch * image + r.m0 * in_plane + r.n0;

@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(256, 2) conv_quad_forward_kernel(const conv_ge
   const int r0 = (tile / q.tiles_w) * quad_rows, c0 = (tile % q.tiles_w) * quad_cols;
   const int oc0 = static_cast<int>(blockIdx.y) * quad_oc;
   const int tid = static_cast<int>(threadIdx.x), tr = tid / quad_cols, tc = tid % quad_cols;
-  const int iy0 = 2 * r0 - g.pad, ix0 = 2 * c0 - g.pad;
+  const int iy0 = 2 * r0 - g.pad_h, ix0 = 2 * c0 - g.pad_w;
   const float* xn = x + static_cast<long long>(n) * g.ic * g.h * g.w;
 
   float acc[4][quad_oc], bias[quad_oc];
@@ -163,12 +163,12 @@ __global__ void __launch_bounds__(band_threads, 2) conv_wgrad_band_kernel(const 
   const int oc0 = static_cast<int>(blockIdx.y) * 32;
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const int r0 = band * p.rows, r1 = ::min(g.ph, r0 + p.rows);
-  const int iy0 = r0 * g.psh * g.stride - g.pad;  // the input row of staged row 0
+  const int iy0 = r0 * g.psh * g.stride - g.pad_h;  // the input row of staged row 0
   const float* xn = a.x + static_cast<long long>(n) * g.ic * g.h * g.w;
   for (int c = 0; c < g.ic; ++c)
     for (int r = warp; r < p.in_rows; r += band_threads / 32)
       for (int col = lane; col < p.row_stride; col += 32) {
-        const int gy = iy0 + r, gx = col - g.pad;
+        const int gy = iy0 + r, gx = col - g.pad_w;
         const bool inside = gy >= 0 && gy < g.h && gx >= 0 && gx < g.w;
         cp_async4(s_x + c * plane + r * p.row_stride + col,
                   inside ? xn + (static_cast<long long>(c) * g.h + gy) * g.w + gx : xn, inside);
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(band_threads, 2) conv_wgrad_band_kernel(const 
         }
         s_s[o * (band_chunk + 1) + j] = a.y != nullptr ? dy[k] * activation_slope(g.act, slope[k]) : dy[k];
         s_pos[o * (band_chunk + 1) + j] =
-            dy[k] == 0.0f ? 0 : (oy * g.stride - g.pad - iy0) * p.row_stride + ox * g.stride;
+            dy[k] == 0.0f ? 0 : (oy * g.stride - g.pad_h - iy0) * p.row_stride + ox * g.stride;
       }
     }
     cp_async_wait<0>();  // the first time: the input band has landed

@@ -3,12 +3,12 @@
 //
 //   forward   y[i][o][p] = act(b[o] + Σ_k w[o][k] · x(i, k, p))
 //             m = out channel o, n = output pixel (i, p), k = (in channel, ky, kx)
-//   input     dx[i][c][q] = Σ over (o, ky, kx) of w[o][c][ky][kx] · dz[i][o][(q + pad - tap) / s]
-//   gradient  one product per stride phase: the input pixels whose row and column are
-//             ry and rx modulo the stride (after padding) meet only the taps ky ≡ ry, kx ≡ rx,
-//             so each phase is a dense product over its own taps (at stride 1: one phase,
-//             every tap) and no multiply is spent on a tap that misses; epilogue: times the
-//             slope of the activation that produced x, when the model folds it in here
+//   input     dx[i][c][q] = Σ over (o, ky, kx) of w[o][c][ky][kx] · dz[i][o][(q + pad - d·tap) / s]
+//   gradient  one product per stride phase (conv_phase.hpp): the input pixels whose row and
+//             column are ry and rx modulo the stride (after padding) meet only the taps of
+//             that phase, so each phase is a dense product over its own taps (at stride 1:
+//             one phase, every tap) and no multiply is spent on a tap that misses; epilogue:
+//             times the slope of the activation that produced x, when the model folds it in
 //   weight    dw[o][k] (+)= Σ over (i, p) of dz[i][o][p] · x(i, k, p), and db[o] as the
 //   gradient  column k = ic·kh·kw of ones: m = o, n = k (+1), k = output pixels; split over
 //             the pixels, partial sums added in a fixed order
@@ -39,7 +39,7 @@ struct conv_fprop_map {
   const float* bias = nullptr;
   float* y = nullptr;
   activation act = activation::none;
-  int h = 0, wd = 0, stride = 1, pad = 0, plane = 0, chw = 0, ohw = 0;
+  int h = 0, wd = 0, stride = 1, pad_h = 0, pad_w = 0, dil = 1, plane = 0, chw = 0, ohw = 0;
   fast_divmod by_ohw, by_ow, by_kk, by_kw;
 
   struct a_row { int off; bool ok; };
@@ -59,13 +59,14 @@ struct conv_fprop_map {
     int img, q, oy, ox;
     by_ohw.divmod(pix, img, q);
     by_ow.divmod(q, oy, ox);
-    const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
+    const int iy0 = oy * stride - pad_h, ix0 = ox * stride - pad_w;
     return {img * chw + iy0 * wd + ix0, iy0, ix0, pix < n};
   }
   __device__ b_kpos b_k_at(int kk, bool ok) const {
     int c, r, ky, kx;
     by_kk.divmod(kk, c, r);
     by_kw.divmod(r, ky, kx);
+    ky *= dil, kx *= dil;  // the tap's row and column offsets
     return {c * plane + ky * wd + kx, ky, kx, ok};
   }
   __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
@@ -85,6 +86,10 @@ struct conv_fprop_map {
   }
 };
 
+/// floor(a / b) and ceil(a / b) for b > 0, a of either sign.
+__device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+__device__ __forceinline__ int ceil_div_signed(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
 /// Taps a per-pixel mask can hold (one bit each).
 inline constexpr int max_masked_taps = 32;
 
@@ -103,7 +108,7 @@ struct conv_dgrad_map_t {
   float* dx = nullptr;
   activation dx_act = activation::none;  // dx ·= dx_act'(dx_act_y): the producer's activation
   const float* dx_act_y = nullptr;
-  int ic = 0, kk = 0, kw = 0, stride = 1, ry = 0, rx = 0;
+  int ic = 0, kk = 0, kw = 0, stride = 1, ky0 = 0, kx0 = 0, tap_step = 1, dz_step = 1;
   int oh = 0, ow = 0, ohw = 0, ochw = 0;  // conv output: rows, columns, plane, one image
   int w_in = 0, hw = 0;                    // input row length and plane
   int iy_first = 0, ix_first = 0, cy = 0, cx = 0, tky = 0, tkx = 0;
@@ -112,7 +117,7 @@ struct conv_dgrad_map_t {
   struct a_row { int off; bool ok; };
   struct a_kpos { int off; bool ok; };
   struct bounds_col { int base, oy0, ox0; bool ok; };
-  struct bounds_kpos { int off, a, b; bool ok; };
+  struct bounds_kpos { int off, a, b; bool ok; };  // a, b: dz rows and columns back from (oy0, ox0)
   struct mask_col { int base; unsigned taps; };  // bit a·tkx + b: that tap's dz lies inside
   struct mask_kpos { int off; unsigned bit; };
   using b_col = std::conditional_t<TapMask, mask_col, bounds_col>;
@@ -125,7 +130,7 @@ struct conv_dgrad_map_t {
     int o, t, a, b;
     by_taps.divmod(kidx, o, t);
     by_tkx.divmod(t, a, b);
-    return {o * ic * kk + (ry + stride * a) * kw + rx + stride * b, ok};
+    return {o * ic * kk + (ky0 + tap_step * a) * kw + kx0 + tap_step * b, ok};
   }
   __device__ const float* a_src(const a_row& r, const a_kpos& p, bool& ok) const {
     ok = r.ok && p.ok;
@@ -138,9 +143,15 @@ struct conv_dgrad_map_t {
     const int oy0 = cy + jy, ox0 = cx + jx;
     const int base = img * ochw + oy0 * ow + ox0;
     if constexpr (TapMask) {
-      // Taps inside: oy0 - a in [0, oh) and ox0 - b in [0, ow).
-      const int a_lo = ::max(0, oy0 - oh + 1), a_hi = ::min(tky, oy0 + 1);
-      const int b_lo = ::max(0, ox0 - ow + 1), b_hi = ::min(tkx, ox0 + 1);
+      // Taps inside: oy0 - dz_step·a in [0, oh) and ox0 - dz_step·b in [0, ow).
+      int a_lo, a_hi, b_lo, b_hi;
+      if (dz_step == 1) {
+        a_lo = ::max(0, oy0 - oh + 1), a_hi = ::min(tky, oy0 + 1);
+        b_lo = ::max(0, ox0 - ow + 1), b_hi = ::min(tkx, ox0 + 1);
+      } else {
+        a_lo = ::max(0, ceil_div_signed(oy0 - oh + 1, dz_step)), a_hi = ::min(tky, floor_div(oy0, dz_step) + 1);
+        b_lo = ::max(0, ceil_div_signed(ox0 - ow + 1, dz_step)), b_hi = ::min(tkx, floor_div(ox0, dz_step) + 1);
+      }
       unsigned row = 0, taps = 0;
       if (b_lo < b_hi) row = ((b_hi - b_lo == 32 ? 0u : 1u << (b_hi - b_lo)) - 1u) << b_lo;
       if (pix < n)
@@ -154,6 +165,7 @@ struct conv_dgrad_map_t {
     int o, t, a, b;
     by_taps.divmod(kidx, o, t);
     by_tkx.divmod(t, a, b);
+    a *= dz_step, b *= dz_step;
     if constexpr (TapMask) {
       return {o * ohw - a * ow - b, ok ? 1u << t : 0u};
     } else {
@@ -195,7 +207,7 @@ struct conv_wgrad_map {
   float* dw = nullptr;
   float* db = nullptr;
   bool accumulate = false;
-  int taps = 0, ohw = 0, ochw = 0, h = 0, wd = 0, plane = 0, chw = 0, stride = 1, pad = 0;
+  int taps = 0, ohw = 0, ochw = 0, h = 0, wd = 0, plane = 0, chw = 0, stride = 1, pad_h = 0, pad_w = 0, dil = 1;
   fast_divmod by_ohw, by_ow, by_kk, by_kw;
 
   struct a_row { int off; bool ok; };
@@ -219,13 +231,14 @@ struct conv_wgrad_map {
     int c, r, ky, kx;
     by_kk.divmod(t, c, r);
     by_kw.divmod(r, ky, kx);
+    ky *= dil, kx *= dil;  // the tap's row and column offsets
     return {c * plane + ky * wd + kx, ky, kx, t == taps, t < n};
   }
   __device__ b_kpos b_k_at(int pix, bool ok) const {
     int img, q, oy, ox;
     by_ohw.divmod(pix, img, q);
     by_ow.divmod(q, oy, ox);
-    const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
+    const int iy0 = oy * stride - pad_h, ix0 = ox * stride - pad_w;
     return {img * chw + iy0 * wd + ix0, iy0, ix0, ok};
   }
   __device__ const float* b_src(const b_kpos& p, const b_col& c, bool& ok) const {
@@ -254,7 +267,7 @@ inline conv_fprop_map make_fprop_map(const conv_geometry& g, const float* x, con
   conv_fprop_map p;
   p.m = g.oc, p.n = g.n * g.oh * g.ow, p.k = g.ic * g.kh * g.kw;
   p.w = w, p.x = x, p.bias = b, p.y = y, p.act = g.act;
-  p.h = g.h, p.wd = g.w, p.stride = g.stride, p.pad = g.pad;
+  p.h = g.h, p.wd = g.w, p.stride = g.stride, p.pad_h = g.pad_h, p.pad_w = g.pad_w, p.dil = g.dil;
   p.plane = g.h * g.w, p.chw = g.ic * g.h * g.w, p.ohw = g.oh * g.ow;
   p.by_ohw = fast_divmod(p.ohw), p.by_ow = fast_divmod(g.ow), p.by_kk = fast_divmod(g.kh * g.kw),
   p.by_kw = fast_divmod(g.kw);
@@ -267,11 +280,12 @@ conv_dgrad_map_t<TapMask> make_dgrad_map(const conv_geometry& g, const dgrad_pha
   conv_dgrad_map_t<TapMask> p;
   p.m = g.ic, p.n = g.n * ph.ny * ph.nx, p.k = g.oc * ph.tky * ph.tkx;
   p.w = w, p.dz = dz, p.dx = dx, p.dx_act = dx_act, p.dx_act_y = dx_act_y;
-  p.ic = g.ic, p.kk = g.kh * g.kw, p.kw = g.kw, p.stride = g.stride, p.ry = ph.ry, p.rx = ph.rx;
+  p.ic = g.ic, p.kk = g.kh * g.kw, p.kw = g.kw, p.stride = g.stride, p.ky0 = ph.ky0, p.kx0 = ph.kx0;
+  p.tap_step = ph.tap_step, p.dz_step = ph.dz_step;
   p.oh = g.oh, p.ow = g.ow, p.ohw = g.oh * g.ow, p.ochw = g.oc * g.oh * g.ow;
   p.w_in = g.w, p.hw = g.h * g.w;
   p.iy_first = ph.iy_first, p.ix_first = ph.ix_first, p.tky = ph.tky, p.tkx = ph.tkx;
-  p.cy = (ph.iy_first + g.pad - ph.ry) / g.stride, p.cx = (ph.ix_first + g.pad - ph.rx) / g.stride;
+  p.cy = ph.cy, p.cx = ph.cx;
   p.by_lattice = fast_divmod(std::max(1, ph.ny * ph.nx)), p.by_nx = fast_divmod(std::max(1, ph.nx));
   p.by_taps = fast_divmod(std::max(1, ph.tky * ph.tkx)), p.by_tkx = fast_divmod(std::max(1, ph.tkx));
   return p;
@@ -284,7 +298,7 @@ inline conv_wgrad_map make_wgrad_map(const conv_geometry& g, const float* dz, co
   p.m = g.oc, p.n = p.taps + 1, p.k = g.n * g.oh * g.ow;
   p.dz = dz, p.x = x, p.dw = dw, p.db = db, p.accumulate = accumulate;
   p.ohw = g.oh * g.ow, p.ochw = g.oc * g.oh * g.ow, p.h = g.h, p.wd = g.w, p.plane = g.h * g.w,
-  p.chw = g.ic * g.h * g.w, p.stride = g.stride, p.pad = g.pad;
+  p.chw = g.ic * g.h * g.w, p.stride = g.stride, p.pad_h = g.pad_h, p.pad_w = g.pad_w, p.dil = g.dil;
   p.by_ohw = fast_divmod(p.ohw), p.by_ow = fast_divmod(g.ow), p.by_kk = fast_divmod(g.kh * g.kw),
   p.by_kw = fast_divmod(g.kw);
   return p;
