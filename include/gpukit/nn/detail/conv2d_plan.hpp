@@ -366,12 +366,12 @@ inline conv2d_path choose_conv2d_path(const conv_geometry& g, const path_target&
     // dilation sharing a factor with the stride) are left to a zero fill first; the others
     // pair up into phases.
     std::vector<int> rows, cols;
-    for (int r = 0; r < g.stride; ++r) {
-      const dgrad_phase along_y = make_dgrad_phase(gp, r, 0), along_x = make_dgrad_phase(gp, 0, r);
+    for (int residue = 0; residue < g.stride; ++residue) {
+      const dgrad_phase along_y = make_dgrad_phase(gp, residue, 0), along_x = make_dgrad_phase(gp, 0, residue);
       if (along_y.ny > 0 && along_y.tky == 0) p.dgrad_zero_fill = true;
       if (along_x.nx > 0 && along_x.tkx == 0) p.dgrad_zero_fill = true;
-      if (along_y.ny > 0 && along_y.tky > 0) rows.push_back(r);
-      if (along_x.nx > 0 && along_x.tkx > 0) cols.push_back(r);
+      if (along_y.ny > 0 && along_y.tky > 0) rows.push_back(residue);
+      if (along_x.nx > 0 && along_x.tkx > 0) cols.push_back(residue);
     }
     const long long phases = static_cast<long long>(rows.size()) * static_cast<long long>(cols.size());
     require(phases <= max_dgrad_phases, "gpukit::nn::choose_conv2d_path",
