@@ -778,8 +778,12 @@ TEST_CASE("batch norm on the GPU agrees with the CPU (double): every path, train
       for (const std::size_t layer : {pre, bn}) {
         CAPTURE(layer);
         const auto cw = on_cpu.weight_gradients(layer), cb = on_cpu.bias_gradients(layer);
-        require_relative(g.download(on_gpu.weight_gradients(layer)), std::vector<double>(cw.begin(), cw.end()), tolerance,
-                         "weight gradients");
+        // Before a training-mode batch norm, dz sums to zero over the batch only in exact
+        // arithmetic, and x's mean of 4 multiplies that sum's float rounding into dw: on an
+        // H100 the 1x1 conv at batch 64 came to 1.1e-4 of the largest gradient.
+        const double dw_tolerance = layer == pre && training ? 10 * tolerance : tolerance;
+        require_relative(g.download(on_gpu.weight_gradients(layer)), std::vector<double>(cw.begin(), cw.end()),
+                         dw_tolerance, "weight gradients");
         const std::vector<double> gb = g.download(on_gpu.bias_gradients(layer));
         if (layer == pre && training) {
           // The batch norm takes its input's batch mean away, so the bias before it has a zero
