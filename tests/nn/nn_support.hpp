@@ -61,12 +61,14 @@ inline double relative_error(const std::vector<double>& got, const std::vector<d
   return worst / scale;
 }
 
-/// Requires relative_error(got, ref) <= tol; on failure names the worst element.
+/// Requires relative_error(got, ref) <= tol; on failure names the worst element. The scale
+/// is the largest |ref|, at least `min_scale` (where the values are sums that cancel, the
+/// size of their terms).
 inline void require_relative(const std::vector<double>& got, const std::vector<double>& ref, double tol,
-                             const std::string& what) {
+                             const std::string& what, double min_scale = 1e-30) {
   REQUIRE(got.size() == ref.size());
   std::size_t worst_i = 0;
-  double worst = -1, scale = 1e-30;
+  double worst = -1, scale = min_scale;
   for (std::size_t i = 0; i < ref.size(); ++i) {
     scale = std::max(scale, std::fabs(ref[i]));
     const double d = std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - ref[i]);
