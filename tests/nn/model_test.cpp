@@ -374,7 +374,9 @@ TEST_CASE("weight decay, AdamW, schedules and clipping follow PyTorch's formulas
         vel[i] = (long double)o.momentum * vel[i] + gi;
         want[i] -= lr * vel[i];
       }
-      for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-8));
+      // The clip factor and the learning rate are floats (1e-7 relative): against parameters
+      // of order 1 a value that passes near zero needs an absolute margin of that order.
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == Approx(static_cast<double>(want[i])).epsilon(1e-6).margin(1e-6));
     }
   }
   SECTION("adam with L2, AdamW, each under a cosine schedule") {
