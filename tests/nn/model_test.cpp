@@ -155,21 +155,34 @@ TEST_CASE("initialisers: seeded, reproducible, within their bounds, the same in 
 /// Model gradients (one backward) against central differences of evaluate() in double.
 void check_model_gradients(nn::sequential<cpu_executor, double>& m, std::size_t batch, const std::vector<double>& y) {
   const shape4 xs = m.input_shape(batch);
-  const std::vector<double> x = random_vector(xs.size(), -1, 1, 91);
-  const auto xv = view(x, xs);
   const auto yv = view(y, m.output_shape(batch));
-  m.zero_grad();
-  (void)m.forward(xv);
-  m.backward(yv);
-  const std::vector<double> analytic(m.gradients().begin(), m.gradients().end());
-  std::vector<double> p(m.parameters().begin(), m.parameters().end());
-  const auto objective = [&] {
+  std::vector<double> x, analytic;
+  for (std::uint64_t draw = 0;; ++draw) {
+    // A relu input or a pool window's two largest values within a step of a kink make the
+    // central difference wrong, not the analytic gradient. Such a draw shows as two step
+    // sizes that disagree with each other (smooth, they agree to about 1e-10): draw again.
+    REQUIRE(draw < 20);
+    x = random_vector(xs.size(), -1, 1, 91 + 1000 * draw);
+    const auto xv = view(x, xs);
+    m.zero_grad();
+    (void)m.forward(xv);
+    m.backward(yv);
+    analytic.assign(m.gradients().begin(), m.gradients().end());
+    std::vector<double> p(m.parameters().begin(), m.parameters().end());
+    const auto objective = [&] {
+      std::copy(p.begin(), p.end(), m.parameters().begin());
+      return m.evaluate(xv, yv);
+    };
+    const std::vector<double> numeric = numeric_gradient(p, objective), coarse = numeric_gradient(p, objective, 1e-5);
     std::copy(p.begin(), p.end(), m.parameters().begin());
-    return m.evaluate(xv, yv);
-  };
-  const std::vector<double> numeric = numeric_gradient(p, objective);
-  std::copy(p.begin(), p.end(), m.parameters().begin());
-  require_gradient(analytic, numeric, "model gradients");
+    double scale = 1.0, spread = 0.0;
+    for (std::size_t i = 0; i < numeric.size(); ++i)
+      scale = std::max(scale, std::fabs(numeric[i])), spread = std::max(spread, std::fabs(numeric[i] - coarse[i]));
+    if (spread > 1e-7 * scale) continue;
+    require_gradient(analytic, numeric, "model gradients");
+    break;
+  }
+  const auto xv = view(x, xs);
 
   // A second backward accumulates; train-style zero_grad clears.
   (void)m.forward(xv);
