@@ -216,6 +216,9 @@ void check_backward_and_configuration_refusals(Side& side) {
     bad_input<invalid>("gpukit::nn::avgpool2d_backward", "'dx'", "overlaps 'dy'",
         [&] { nn::avgpool2d_backward(exec, nn::avgpool2d(2), dy_in_dx, whole); },
         {"gpukit::nn::avgpool2d_backward", "'dx' and 'dy' overlap"});
+    bad_input<invalid>("gpukit::nn::maxpool2d_backward", "'dx'", "overlaps 'dy'",
+        [&] { nn::maxpool2d_backward(exec, nn::maxpool2d(2), dy_in_dx, pool_arg, whole); },
+        {"gpukit::nn::maxpool2d_backward", "'dx' and 'dy' overlap"});
     require_all(side, pool_dx, -5.0f);
   }
 

@@ -224,11 +224,13 @@ TEST_CASE("batch norm: the plan's path, Keras' table, and a model that learns", 
       nn::path_target::gpu_with(132, 90));
   CHECK(!wide.column);
   CHECK(wide.splits == 9);  // 4 blocks per SM over 64 channels
-  CHECK(wide.describe() == "one block per channel slice, 9 slices per channel, then one elementwise pass");
+  CHECK(wide.vector == 4);  // 1024-value planes: float4 loads
+  CHECK(wide.describe() == "one block per channel slice (float4), 9 slices per channel, then one elementwise pass");
   const nn::batchnorm_path flat = nn::choose_batchnorm_path(
       nn::detail::make_batchnorm_geometry(nn::batchnorm1d(128), shape4{32, 128, 1, 1}, nn::activation::none, "t"),
       nn::path_target::gpu_with(132, 90));
   CHECK(flat.column);
+  CHECK(flat.vector == 1);
   CHECK(flat.splits == 1);  // 32 values per feature: one slice
   const nn::batchnorm_path big_flat = nn::choose_batchnorm_path(
       nn::detail::make_batchnorm_geometry(nn::batchnorm1d(512), shape4{8192, 512, 1, 1}, nn::activation::none, "t"),

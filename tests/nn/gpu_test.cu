@@ -151,6 +151,8 @@ TEST_CASE("maxpool2d on the GPU equals the CPU", "[gpu][nn][maxpool2d]") {
   std::vector<pool_case> cases = pool_cases();
   cases.push_back({{32, 32, 62, 62}, nn::maxpool2d(2)});
   cases.push_back({{3, 5, 40, 33}, nn::maxpool2d(3, 1)});
+  cases.push_back({{4, 8, 32, 32}, nn::maxpool2d(2)});     // backward four inputs per thread
+  cases.push_back({{2, 3, 17, 20}, nn::maxpool2d(3, 2)});  // the same with overlapping windows
   for (const pool_case& c : cases) {
     CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
     const std::vector<float> x = random_vector<float>(c.in.size(), -1, 1, 211), dy = random_vector<float>(c.out().size(), -1, 1, 212);
@@ -166,8 +168,19 @@ TEST_CASE("maxpool2d on the GPU equals the CPU", "[gpu][nn][maxpool2d]") {
     CHECK(g.download(gy.span()) == to_double(y));
     std::vector<double> a(argmax.begin(), argmax.end());
     CHECK(g.download(ga.span()) == a);
-    require_relative(g.download(gdx.span()), to_double(dx), c.pool.disjoint() ? 0.0 : 1e-6, "dx");
+    CHECK(g.download(gdx.span()) == to_double(dx));  // both gather in row-major window order
   }
+}
+
+/// The error of the lanes-per-output forward against the double reference, for terms of
+/// magnitude <= 1: each lane adds at most `terms` values in float (recursive summation:
+/// (terms - 1)·u times the terms' magnitudes), each of the log2(lanes) shuffle levels rounds
+/// once, the division once more; the mean divides the magnitudes by the area, so the bound
+/// is absolute (a mean can be ~0). u = 2^-24.
+double avgpool_lanes_bound(const nn::avgpool_path& p, long long area) {
+  const long long per_round = static_cast<long long>(p.lanes) * p.forward_vector;
+  const long long terms = (area + per_round - 1) / per_round * p.forward_vector;
+  return (static_cast<double>(terms) + std::log2(static_cast<double>(p.lanes)) + 1) * 0x1p-24;
 }
 
 TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][avgpool2d]") {
@@ -177,6 +190,10 @@ TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][
   cases.push_back({{3, 5, 40, 33}, nn::avgpool2d(3, 1)});
   cases.push_back({{256, 64, 8, 8}, nn::avgpool2d(8)});                                              // global, 64 elements
   cases.push_back({{2, 3, 70, 45}, nn::avgpool2d(nn::kernel_size{70, 45}, nn::kernel_size{70, 45})});  // global, 3150
+  cases.push_back({{4, 8, 32, 32}, nn::avgpool2d(2)});                                               // back 4 per thread
+  cases.push_back({{2, 3, 17, 20}, nn::avgpool2d(3, 2)});                                            // and overlapping
+  cases.push_back({{2, 3, 16, 32}, nn::avgpool2d(nn::kernel_size{4, 8}, nn::kernel_size{4, 8})});  // lanes, not rows
+  cases.push_back({{3, 2, 12, 8}, nn::avgpool2d(nn::kernel_size{6, 8}, nn::kernel_size{3, 8})});     // overlapping runs
   for (const avgpool_case& c : cases) {
     CAPTURE(nn::to_string(c.in), nn::to_string(c.pool.window), nn::to_string(c.pool.stride));
     const std::vector<float> x = random_vector<float>(c.in.size(), -1, 1, 213), dy = random_vector<float>(c.out().size(), -1, 1, 214);
@@ -187,18 +204,15 @@ TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][
     auto gdx = g.upload(std::vector<float>(x.size(), 4.0f), c.in);
     nn::avgpool2d_forward(g.exec, c.pool, gx, gy);
     nn::avgpool2d_backward(g.exec, c.pool, gdy, gdx);
-    const long long area = static_cast<long long>(c.pool.window.h * c.pool.window.w);
-    const bool warp = area >= nn::avgpool_path::warp_window;
-    // The thread path adds as the CPU does: equal. The warp path adds in another order
-    // (each lane area/32 terms, then five shuffle levels) and is held to the float sum's
-    // error bound against the double reference: terms of magnitude <= 1, so the mean is off
-    // by at most (area/32 + 5 + 1 for the division) * 2^-24 — absolute, as a mean can be ~0.
-    if (warp) {
+    const nn::avgpool_path path = nn::choose_avgpool_path(
+        nn::detail::make_avgpool_geometry(c.pool, c.in, "test"), nn::path_target::current_gpu());
+    CAPTURE(path.describe());
+    if (path.kernel == nn::avgpool_kernel::lanes_per_output) {
       const std::vector<double> ref = reference_avgpool(c, x), got = g.download(gy.span());
-      const double bound = (static_cast<double>(area) / 32 + 6) * 0x1p-24;
+      const double bound = avgpool_lanes_bound(path, static_cast<long long>(c.pool.window.h * c.pool.window.w));
       for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(got[i] - ref[i]) <= bound);
     } else {
-      CHECK(g.download(gy.span()) == to_double(y));
+      CHECK(g.download(gy.span()) == to_double(y));  // one thread per output adds as the CPU does
     }
     CHECK(g.download(gdx.span()) == to_double(dx));  // one thread per input, the CPU's function
   }
@@ -211,9 +225,12 @@ TEST_CASE("avgpool2d and global_avgpool2d on the GPU equal the CPU", "[gpu][nn][
   auto gx = g.upload(x, in), gy = g.zeros<float>(out), gdy = g.upload(dy, out), gdx = g.zeros<float>(in);
   nn::global_avgpool2d_forward(g.exec, gx, gy);
   nn::global_avgpool2d_backward(g.exec, gdy, gdx);
-  const std::vector<double> got = g.download(gy.span()),
-                            ref = reference_avgpool(avgpool_case{in, nn::avgpool2d(6)}, x);  // 36: the warp path
-  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(std::fabs(got[i] - ref[i]) <= (36.0 / 32 + 6) * 0x1p-24);
+  const avgpool_case as_window{in, nn::avgpool2d(6)};
+  const nn::avgpool_path path =
+      nn::choose_avgpool_path(nn::detail::make_avgpool_geometry(as_window.pool, in, "test"), nn::path_target::current_gpu());
+  REQUIRE(path.kernel == nn::avgpool_kernel::lanes_per_output);  // 36 elements
+  const std::vector<double> got = g.download(gy.span()), ref = reference_avgpool(as_window, x);
+  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(std::fabs(got[i] - ref[i]) <= avgpool_lanes_bound(path, 36));
   CHECK(g.download(gdx.span()) == to_double(dx));
 }
 

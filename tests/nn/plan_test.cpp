@@ -50,6 +50,46 @@ TEST_CASE("fast_divmod divides like the hardware for every divisor size", "[nn][
                                                 [] { detail::fast_divmod f(0); }, {"= 0"});
 }
 
+TEST_CASE("the pooling paths: lanes for large windows, float4 runs, four inputs per backward thread", "[nn][plan]") {
+  const nn::path_target h200 = nn::path_target::gpu_with(132, 90);
+  const auto avg = [&](nn::avgpool2d pool, shape4 in) {
+    return nn::choose_avgpool_path(detail::make_avgpool_geometry(pool, in, "t"), h200);
+  };
+  // 2x2 over 32x32: one thread per output, backward four inputs per thread.
+  const nn::avgpool_path two = avg(nn::avgpool2d(2), {256, 128, 32, 32});
+  CHECK(two.kernel == nn::avgpool_kernel::one_thread_per_output);
+  CHECK(two.backward_vector == 4);
+  CHECK(two.describe() == "one thread per output, back one thread per 4 inputs");
+  // Global pooling of 8x8 planes: one run of 64 values, 8 lanes of two float4 each.
+  const nn::avgpool_path global = avg(nn::global_avgpool2d{}.as_avgpool({1, 1, 8, 8}), {256, 256, 8, 8});
+  CHECK(global.kernel == nn::avgpool_kernel::lanes_per_output);
+  CHECK(global.row_runs);
+  CHECK(global.forward_vector == 4);
+  CHECK(global.lanes == 8);
+  CHECK(global.describe() == "8 lanes per output over whole rows (float4), back one thread per 4 inputs");
+  // 70x45 planes: 3150 values, not a multiple of four: a warp, one value per load.
+  const nn::avgpool_path odd = avg(nn::global_avgpool2d{}.as_avgpool({1, 1, 70, 45}), {2, 3, 70, 45});
+  CHECK(odd.lanes == 32);
+  CHECK(odd.row_runs);
+  CHECK(odd.forward_vector == 1);
+  CHECK(odd.backward_vector == 1);
+  // A 4x8 window inside 32-wide rows: lanes over the window's rows, no runs.
+  const nn::avgpool_path inner = avg(nn::avgpool2d(nn::kernel_size{4, 8}, nn::kernel_size{4, 8}), {2, 3, 16, 32});
+  CHECK(inner.kernel == nn::avgpool_kernel::lanes_per_output);
+  CHECK(!inner.row_runs);
+  CHECK(inner.lanes == 16);
+  // Windows below 32 values stay one thread per output; the CPU has its one loop.
+  CHECK(avg(nn::avgpool2d(5), {2, 3, 10, 10}).kernel == nn::avgpool_kernel::one_thread_per_output);
+  CHECK(nn::choose_avgpool_path(detail::make_avgpool_geometry(nn::avgpool2d(8), {2, 3, 8, 8}, "t"), nn::path_target::cpu())
+            .describe() == "CPU loop over planes");
+  // Max pooling: the backward gather takes four inputs per thread where rows allow.
+  const auto max = [&](nn::maxpool2d pool, shape4 in) {
+    return nn::choose_pool_path(detail::make_pool_geometry(pool, in, "t"), h200);
+  };
+  CHECK(max(nn::maxpool2d(2), {256, 64, 32, 32}).backward_vector == 4);
+  CHECK(max(nn::maxpool2d(3, 2), {2, 3, 17, 18}).backward_vector == 1);
+}
+
 TEST_CASE("the implicit GEMM's tile choice: forced tiles, splits that cover k in steps of 8", "[nn][plan]") {
   for (long long m : {1LL, 6LL, 64LL, 256LL, 512LL})
     for (long long n : {10LL, 577LL, 4096LL, 65536LL})

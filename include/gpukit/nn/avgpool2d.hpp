@@ -15,14 +15,16 @@
 // - cuda_executor: float, queued on its stream; cpu_executor: float or double, OpenMP.
 //
 // Both executors evaluate the same per-element functions (window_mean, window_mean_grad),
-// except the GPU path that reduces large windows with a warp (avgpool_kernel::
-// warp_per_output), which adds in another order: its results agree with the CPU within the
-// rounding of a sum of kh·kw terms.
+// except the GPU path that reduces large windows with several lanes per output
+// (avgpool_kernel::lanes_per_output), which adds in another order: its results agree with
+// the CPU within the rounding of a sum of kh·kw terms (avgpool_path::lanes says how many
+// lanes share a window).
 #pragma once
 
 #include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/fast_divmod.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/maxpool2d.hpp"
 #include "gpukit/nn/path_target.hpp"
@@ -33,23 +35,34 @@
 
 namespace gpukit::nn {
 
-/// How an average pool runs: one thread per output summing its window in row-major order,
-/// or (GPU, windows of at least avgpool_path::warp_window elements) one warp per output
-/// whose lanes read consecutive elements of the window's rows, so that a large window (a
-/// global pool of a 16x16 plane, say) is read in coalesced rows rather than one element per
-/// thread 1 KiB apart. The backward pass is one thread per input element gathering dy over
-/// the windows that hold it: every element is written once, nothing atomic. Each pass reads
-/// its input once and writes its output once: the memory-traffic floor.
-enum class avgpool_kernel { one_thread_per_output, warp_per_output };
+/// How an average pool runs. Forward: one thread per output summing its window in
+/// row-major order (the CPU's order), or for windows of at least avgpool_path::lanes_window
+/// elements a group of `lanes` lanes per output (a power of two up to a warp) whose lanes
+/// read consecutive elements of the window's rows and then add their partial sums with
+/// shuffles: a large window (a global pool of an 8x8 plane, say) is read in coalesced runs
+/// rather than one element per thread a plane apart. A window that spans whole rows of the
+/// input (global pooling) is one run of kh·w elements, read as float4 where it is aligned.
+/// Backward: one thread per input element (four consecutive ones, one float4 store, where
+/// rows are a multiple of four) gathering dy over the windows that hold it: every element
+/// written once, nothing atomic, the CPU's sums. Each pass reads its input once and writes
+/// its output once: the memory-traffic floor.
+enum class avgpool_kernel { one_thread_per_output, lanes_per_output };
 
 struct avgpool_path {
-  static constexpr long long warp_window = 32;  // window elements from which a warp reduces one output
+  static constexpr long long lanes_window = 32;  // window elements from which lanes share an output
   avgpool_kernel kernel = avgpool_kernel::one_thread_per_output;
+  int lanes = 1;             // lanes_per_output: lanes that reduce one output (2..32)
+  bool row_runs = false;     // lanes_per_output over windows that span whole input rows
+  int forward_vector = 1;    // elements per load of a row run: 4 where the runs are aligned
+  int backward_vector = 1;   // input elements per backward thread: 4 where rows allow
   bool on_gpu = false;
   std::string describe() const {
     if (!on_gpu) return "CPU loop over planes";
-    return kernel == avgpool_kernel::warp_per_output ? "one warp per output, one thread per input back"
-                                                     : "one thread per output, one thread per input back";
+    std::string s = kernel == avgpool_kernel::lanes_per_output
+                        ? std::to_string(lanes) + " lanes per output" + (row_runs ? " over whole rows" : "") +
+                              (forward_vector == 4 ? " (float4)" : "")
+                        : std::string("one thread per output");
+    return s + (backward_vector == 4 ? ", back one thread per 4 inputs" : ", back one thread per input");
   }
 };
 
@@ -63,6 +76,14 @@ GPUKIT_HOST_DEVICE inline long long window_area(const pool_geometry& g) noexcept
   return static_cast<long long>(g.kh) * g.kw;
 }
 
+/// sum / area, as a multiply where area is a power of two: both round the same exact value
+/// (a power of two's reciprocal is exact), so the result is the same and the GPU skips a
+/// division.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T mean_of(T sum, long long area) {
+  return (area & (area - 1)) == 0 ? sum * (T(1) / static_cast<T>(area)) : sum / static_cast<T>(area);
+}
+
 /// The mean of the kh x kw window with corner (y0, x0) of a plane whose rows are `pitch`
 /// elements apart: summed in row-major order, then divided by kh·kw.
 template <class T>
@@ -72,27 +93,22 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_mean(const T* plane, long long pi
     const T* row = plane + static_cast<long long>(y0 + wy) * pitch + x0;
     for (int wx = 0; wx < kw; ++wx) s += row[wx];
   }
-  return s / static_cast<T>(static_cast<long long>(kh) * kw);
-}
-
-/// The first window index whose window (index·stride .. index·stride + k - 1) reaches
-/// position p, and the last (may be below the first: no window holds p).
-GPUKIT_HOST_DEVICE inline void windows_holding(int p, int k, int stride, int count, int& first, int& last) noexcept {
-  first = p - k + 1 <= 0 ? 0 : (p - k + 1 + stride - 1) / stride;
-  last = p / stride < count - 1 ? p / stride : count - 1;
+  return mean_of(s, static_cast<long long>(kh) * kw);
 }
 
 /// dL/dx at (y, x) of a plane: the sum of dy over the windows holding it (row-major window
-/// order), divided by kh·kw. `dy_plane` is the plane's ph x pw gradient.
+/// order), divided by kh·kw. `dy_plane` is the plane's ph x pw gradient; sh and sw divide
+/// by the strides.
 template <class T>
-GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_mean_grad(const T* dy_plane, const pool_geometry& g, int y, int x) {
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_mean_grad(const T* dy_plane, const pool_geometry& g,
+                                                         const fast_divmod& sh, const fast_divmod& sw, int y, int x) {
   int y0, y1, x0, x1;
-  windows_holding(y, g.kh, g.sh, g.ph, y0, y1);
-  windows_holding(x, g.kw, g.sw, g.pw, x0, x1);
+  windows_holding(y, g.kh, sh, g.ph, y0, y1);
+  windows_holding(x, g.kw, sw, g.pw, x0, x1);
   T s = T(0);
   for (int py = y0; py <= y1; ++py)
     for (int px = x0; px <= x1; ++px) s += dy_plane[static_cast<long long>(py) * g.pw + px];
-  return s / static_cast<T>(window_area(g));
+  return mean_of(s, window_area(g));
 }
 
 template <class T>
@@ -112,11 +128,13 @@ template <class T>
 void avgpool_backward_cpu(const cpu_executor& exec, const pool_geometry& g, const T* dy, T* dx) {
   const long long planes = static_cast<long long>(g.n) * g.c;
   const long long in_plane = static_cast<long long>(g.h) * g.w, out_plane = static_cast<long long>(g.ph) * g.pw;
+  const fast_divmod sh(g.sh), sw(g.sw);
 #pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(g.input_size()))) schedule(static)
   for (long long p = 0; p < planes; ++p)
     for (int yy = 0; yy < g.h; ++yy)
       for (int xx = 0; xx < g.w; ++xx)
-        dx[p * in_plane + static_cast<long long>(yy) * g.w + xx] = window_mean_grad(dy + p * out_plane, g, yy, xx);
+        dx[p * in_plane + static_cast<long long>(yy) * g.w + xx] =
+            window_mean_grad(dy + p * out_plane, g, sh, sw, yy, xx);
 }
 
 template <class T>
@@ -146,7 +164,18 @@ GPUKIT_GPU_ONLY_STUB(avgpool_backward_impl)
 inline avgpool_path choose_avgpool_path(const detail::pool_geometry& g, const path_target& t) {
   avgpool_path p;
   p.on_gpu = t.gpu;
-  if (t.gpu && detail::window_area(g) >= avgpool_path::warp_window) p.kernel = avgpool_kernel::warp_per_output;
+  if (!t.gpu) return p;
+  if (g.w % 4 == 0) p.backward_vector = 4;
+  const long long area = detail::window_area(g);
+  if (area < avgpool_path::lanes_window) return p;
+  p.kernel = avgpool_kernel::lanes_per_output;
+  // A window as wide as the input is kh whole rows: one run of kh·w elements.
+  p.row_runs = g.kw == g.w;
+  const long long plane = static_cast<long long>(g.h) * g.w, run_step = static_cast<long long>(g.sh) * g.w;
+  if (p.row_runs && area % 4 == 0 && run_step % 4 == 0 && plane % 4 == 0) p.forward_vector = 4;
+  // Enough lanes that each reads about two loads of its window, at most a warp.
+  const long long loads_per_lane = 2 * p.forward_vector;
+  while (p.lanes < 32 && static_cast<long long>(p.lanes) * 2 * loads_per_lane <= area) p.lanes *= 2;
   return p;
 }
 

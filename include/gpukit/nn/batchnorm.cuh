@@ -1,6 +1,7 @@
 // gpukit/nn/batchnorm.cuh — the GPU path of batch normalisation (see batchnorm.hpp): slice
-// sums per channel in float, one thread per channel adding the slices in double and
-// finishing the statistics with the CPU's functions, one elementwise pass.
+// sums per channel in float (float4 loads, several in flight, where planes allow), one
+// thread per channel adding the slices in double and finishing the statistics with the
+// CPU's functions, one elementwise pass over the channels in reverse.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -34,6 +35,34 @@ struct batchnorm_sums {
       s1 += d, s2 += d * d;
     }
   }
+  /// The four values of group i (float4 i of the tensors), loaded before any is added.
+  struct group {
+    float4 x, y, dy;
+  };
+  __device__ __forceinline__ group load4(long long i) const {
+    group v;
+    v.x = reinterpret_cast<const float4*>(x)[i];
+    if constexpr (Backward) {
+      v.dy = reinterpret_cast<const float4*>(dy)[i];
+      v.y = act == activation::none ? v.x : reinterpret_cast<const float4*>(y)[i];
+    }
+    return v;
+  }
+  __device__ __forceinline__ void add4(const group& v, float ref, float& s1, float& s2) const {
+    add_one(v.x.x, v.y.x, v.dy.x, ref, s1, s2);
+    add_one(v.x.y, v.y.y, v.dy.y, ref, s1, s2);
+    add_one(v.x.z, v.y.z, v.dy.z, ref, s1, s2);
+    add_one(v.x.w, v.y.w, v.dy.w, ref, s1, s2);
+  }
+  __device__ __forceinline__ void add_one(float xv, float yv, float dyv, float ref, float& s1, float& s2) const {
+    const float d = xv - ref;
+    if constexpr (Backward) {
+      const float dz = batchnorm_dz(dyv, yv, act);
+      s1 += dz, s2 += dz * d;
+    } else {
+      s1 += d, s2 += d * d;
+    }
+  }
 };
 
 /// Forward: the channel's first value (the shift); backward: its mean.
@@ -43,6 +72,20 @@ __device__ __forceinline__ float batchnorm_reference(const batchnorm_geometry& g
     return saved[saved_mean * g.c + c];
   } else {
     return x[static_cast<long long>(c) * g.plane];
+  }
+}
+
+/// The block's two sums, added across its warps; thread 0 writes them to its slice's slot.
+__device__ __forceinline__ void batchnorm_block_store(float s1, float s2, float* partial, long long slot) {
+  __shared__ float red[2][batchnorm_block / 32];
+  for (int o = 16; o > 0; o /= 2) s1 += __shfl_xor_sync(0xffffffffu, s1, o), s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+  if (threadIdx.x % 32 == 0) red[0][threadIdx.x / 32] = s1, red[1][threadIdx.x / 32] = s2;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t1 = 0.0f, t2 = 0.0f;
+    for (int w = 0; w < batchnorm_block / 32; ++w) t1 += red[0][w], t2 += red[1][w];
+    partial[slot * 2] = t1;
+    partial[slot * 2 + 1] = t2;
   }
 }
 
@@ -61,16 +104,38 @@ __global__ void __launch_bounds__(batchnorm_block) batchnorm_plane_sums_kernel(c
     plane.divmod(static_cast<int>(j), img, p);
     v.add((static_cast<long long>(img) * g.c + c) * g.plane + p, ref, s1, s2);
   }
-  __shared__ float red[2][batchnorm_block / 32];
-  for (int o = 16; o > 0; o /= 2) s1 += __shfl_xor_sync(0xffffffffu, s1, o), s2 += __shfl_xor_sync(0xffffffffu, s2, o);
-  if (threadIdx.x % 32 == 0) red[0][threadIdx.x / 32] = s1, red[1][threadIdx.x / 32] = s2;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float t1 = 0.0f, t2 = 0.0f;
-    for (int w = 0; w < batchnorm_block / 32; ++w) t1 += red[0][w], t2 += red[1][w];
-    partial[(static_cast<long long>(slice) * g.c + c) * 2] = t1;
-    partial[(static_cast<long long>(slice) * g.c + c) * 2 + 1] = t2;
+  batchnorm_block_store(s1, s2, partial, static_cast<long long>(slice) * g.c + c);
+}
+
+/// The plane layout over float4 groups (planes a multiple of four, 16-byte aligned
+/// tensors): `quads` divides by plane / 4. Each thread loads four groups before it adds any,
+/// so that a block keeps 16 loads per thread in flight: one group at a time left the
+/// memory system idle between a thread's loads.
+template <bool Backward>
+__global__ void __launch_bounds__(batchnorm_block) batchnorm_plane_sums4_kernel(const batchnorm_geometry g, const fast_divmod quads,
+                                                                                const batchnorm_sums<Backward> v, const float* saved,
+                                                                                float* partial) {
+  constexpr int unroll = 4;
+  const int c = static_cast<int>(blockIdx.y), slice = static_cast<int>(blockIdx.x);
+  const long long m = g.count() / 4, quads_per_plane = quads.divisor;
+  const long long begin = m * slice / gridDim.x, end = m * (slice + 1) / gridDim.x;
+  const float ref = batchnorm_reference<Backward>(g, v.x, saved, c);
+  const auto at = [&](long long j) {
+    int img = 0, q = 0;
+    quads.divmod(static_cast<int>(j), img, q);
+    return (static_cast<long long>(img) * g.c + c) * quads_per_plane + q;
+  };
+  float s1 = 0.0f, s2 = 0.0f;
+  long long j = begin + threadIdx.x;
+  for (; j + (unroll - 1) * batchnorm_block < end; j += unroll * batchnorm_block) {
+    typename batchnorm_sums<Backward>::group w[unroll];
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) w[u] = v.load4(at(j + u * batchnorm_block));
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) v.add4(w[u], ref, s1, s2);
   }
+  for (; j < end; j += batchnorm_block) v.add4(v.load4(at(j)), ref, s1, s2);
+  batchnorm_block_store(s1, s2, partial, static_cast<long long>(slice) * g.c + c);
 }
 
 /// Column layout: block (slice, channel group) of 32 x 8 threads; lane x owns channel
@@ -132,16 +197,21 @@ __global__ void batchnorm_finalize_kernel(const batchnorm_geometry g, int mode, 
 
 /// The elementwise pass, forward (y = act(a·x + b)) or backward (dx = a·dz + b·x + c),
 /// over groups of Vec values of one channel (Vec = 4: planes a multiple of four, 16-byte
-/// aligned tensors). `rows` = plane / Vec groups per (image, channel) plane.
+/// aligned tensors). The pass sweeps the channels from the last to the first: the slice
+/// sums just before it read the channels first to last, so the values they read last are
+/// the likeliest to be still in the L2 cache when this pass reads them again.
+/// `per_channel` divides by n · plane / Vec, `per_plane` by plane / Vec.
 template <bool Backward, int Vec>
-__global__ void batchnorm_apply_kernel(const batchnorm_geometry g, const fast_divmod groups_per_plane,
-                                       const fast_divmod channels, const float* x, const float* y, const float* dy,
+__global__ void batchnorm_apply_kernel(const batchnorm_geometry g, const fast_divmod per_channel,
+                                       const fast_divmod per_plane, const float* x, const float* y, const float* dy,
                                        const float* saved, float* out) {
   const long long groups = g.total() / Vec;
-  GPUKIT_NN_GRID_STRIDE(i, groups) {
-    int row = 0, rem = 0, img = 0, c = 0;
-    groups_per_plane.divmod(static_cast<int>(i), row, rem);
-    channels.divmod(row, img, c);
+  GPUKIT_NN_GRID_STRIDE(k, groups) {
+    int from_last = 0, r = 0, img = 0, rem = 0;
+    per_channel.divmod(static_cast<int>(k), from_last, r);
+    per_plane.divmod(r, img, rem);
+    const int c = g.c - 1 - from_last;
+    const long long i = (static_cast<long long>(img) * g.c + c) * per_plane.divisor + rem;
     const float a = saved[coef_a * g.c + c], b = saved[coef_b * g.c + c];
     if constexpr (Vec == 4) {
       const float4 xv = reinterpret_cast<const float4*>(x)[i];
@@ -182,6 +252,9 @@ inline void batchnorm_sums_launch(const cuda_executor& exec, const batchnorm_geo
   } else {
     cfg.grid = dim3(static_cast<unsigned>(p.splits), static_cast<unsigned>(g.c));
     cfg.block = dim3(batchnorm_block);
+    const bool vec = p.vector == 4 && g.plane % 4 == 0 && aligned16(v.x) && (v.y == nullptr || aligned16(v.y)) &&
+                     (v.dy == nullptr || aligned16(v.dy));
+    if (vec) return launch(batchnorm_plane_sums4_kernel<Backward>, cfg, exec.stream(), g, fast_divmod(g.plane / 4), v, saved, partial);
     launch(batchnorm_plane_sums_kernel<Backward>, cfg, exec.stream(), g, plane, v, saved, partial);
   }
 }
@@ -196,14 +269,13 @@ inline void batchnorm_finalize_launch(const cuda_executor& exec, const batchnorm
 template <bool Backward>
 inline void batchnorm_apply_launch(const cuda_executor& exec, const batchnorm_geometry& g, const float* x,
                                    const float* y, const float* dy, const float* saved, float* out) {
-  const fast_divmod channels(g.c);
   const bool vec = g.plane % 4 == 0 && aligned16(x) && aligned16(out) && aligned16(dy) && (y == nullptr || aligned16(y));
   if (vec) {
     launch(batchnorm_apply_kernel<Backward, 4>, grid_for(static_cast<std::size_t>(g.total() / 4)), exec.stream(), g,
-           fast_divmod(g.plane / 4), channels, x, y, dy, saved, out);
+           fast_divmod(static_cast<int>(g.count() / 4)), fast_divmod(g.plane / 4), x, y, dy, saved, out);
   } else {
     launch(batchnorm_apply_kernel<Backward, 1>, grid_for(static_cast<std::size_t>(g.total())), exec.stream(), g,
-           fast_divmod(g.plane), channels, x, y, dy, saved, out);
+           fast_divmod(static_cast<int>(g.count())), fast_divmod(g.plane), x, y, dy, saved, out);
   }
 }
 

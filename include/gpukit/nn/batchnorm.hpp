@@ -167,10 +167,11 @@ struct batchnorm_path {
   bool on_gpu = false;
   bool column = false;
   int splits = 1;
+  int vector = 1;  // plane layout: values per load (4 where planes are a multiple of four and tensors aligned)
   std::string describe() const {
     if (!on_gpu) return "CPU: channel sums in double, then one elementwise pass";
-    return std::string(column ? "32 channels per block" : "one block per channel slice") + ", " +
-           std::to_string(splits) + (splits == 1 ? " slice" : " slices") +
+    return std::string(column ? "32 channels per block" : "one block per channel slice") +
+           (vector == 4 ? " (float4)" : "") + ", " + std::to_string(splits) + (splits == 1 ? " slice" : " slices") +
            " per channel, then one elementwise pass";
   }
 };
@@ -189,6 +190,7 @@ inline batchnorm_path choose_batchnorm_path(const detail::batchnorm_geometry& g,
   const long long per_channel = std::max<long long>(1, (target_blocks + groups - 1) / std::max<long long>(1, groups));
   const long long by_size = std::max<long long>(1, g.count() / (p.column ? 64 : 1024));
   p.splits = static_cast<int>(std::min<long long>({per_channel, by_size, batchnorm_path::max_splits}));
+  if (!p.column && g.plane % 4 == 0) p.vector = 4;
   return p;
 }
 

@@ -10,13 +10,18 @@
 //   output, the input element it came from as (row << 16) | column in its plane (the first
 //   maximum in row-major window order); h and w must be below 65536.
 // - backward: dy has y's shape; dx (x's shape) is ASSIGNED: zero except where a maximum
-//   came from (overlapping windows add up).
+//   came from (overlapping windows add up, in row-major window order).
 // - cuda_executor: float, queued on its stream; cpu_executor: float or double, OpenMP.
+//
+// Both executors evaluate the same per-element functions (window_max forward,
+// window_max_grad backward: each input element gathers the windows that hold it), so the
+// GPU's results equal the CPU's bit for bit.
 #pragma once
 
 #include "gpukit/core/dispatch.hpp"
 #include "gpukit/core/executor.hpp"
 #include "gpukit/nn/detail/arguments.hpp"
+#include "gpukit/nn/detail/fast_divmod.hpp"
 #include "gpukit/nn/path_target.hpp"
 #include "gpukit/nn/layers.hpp"
 #include "gpukit/nn/tensor.hpp"
@@ -83,6 +88,38 @@ GPUKIT_HOST_DEVICE inline constexpr std::int32_t pack_position(int row, int colu
   return static_cast<std::int32_t>((static_cast<std::uint32_t>(row) << 16) | static_cast<std::uint32_t>(column));
 }
 
+/// The windows along one dimension that hold position p (0 <= p < 65536): the first whose
+/// span index·stride .. index·stride + k - 1 reaches p, and the last (below the first: no
+/// window holds p, as in the floor division's leftover rows and columns). `stride` divides
+/// by multiply and shift: these run once per input element.
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void windows_holding(int p, int k, const fast_divmod& stride, int count,
+                                                           int& first, int& last) noexcept {
+  first = p - k + 1 <= 0 ? 0 : stride.div(p - k + stride.divisor);
+  const int q = stride.div(p);
+  last = q < count - 1 ? q : count - 1;
+}
+
+/// dL/dx at (y, x) of a plane under max pooling: the sum of dy over the windows that hold
+/// (y, x) and whose argmax is (y, x), in row-major window order (so overlapping windows add
+/// in the order a scatter over the outputs would). `dy_plane` and `argmax_plane` are the
+/// plane's ph x pw outputs; sh and sw divide by the strides.
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_max_grad(const T* dy_plane, const std::int32_t* argmax_plane,
+                                                        const pool_geometry& g, const fast_divmod& sh,
+                                                        const fast_divmod& sw, int y, int x) {
+  int y0, y1, x0, x1;
+  windows_holding(y, g.kh, sh, g.ph, y0, y1);
+  windows_holding(x, g.kw, sw, g.pw, x0, x1);
+  const std::int32_t here = pack_position(y, x);
+  T s = T(0);
+  for (int py = y0; py <= y1; ++py)
+    for (int px = x0; px <= x1; ++px) {
+      const long long o = static_cast<long long>(py) * g.pw + px;
+      if (argmax_plane[o] == here) s += dy_plane[o];
+    }
+  return s;
+}
+
 template <class T>
 void pool_forward_cpu(const cpu_executor& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
   const long long planes = static_cast<long long>(g.n) * g.c;
@@ -106,24 +143,44 @@ void pool_backward_cpu(const cpu_executor& exec, const pool_geometry& g, const T
                        T* dx) {
   const long long planes = static_cast<long long>(g.n) * g.c;
   const long long in_plane = static_cast<long long>(g.h) * g.w, out_plane = static_cast<long long>(g.ph) * g.pw;
+  const fast_divmod sh(g.sh), sw(g.sw);
 #pragma omp parallel for num_threads(cpu_threads_for(exec, static_cast<double>(g.input_size()))) schedule(static)
-  for (long long p = 0; p < planes; ++p) {
-    T* dp = dx + p * in_plane;
-    std::fill(dp, dp + in_plane, T(0));
-    for (long long q = 0; q < out_plane; ++q) {
-      const std::int32_t a = argmax[p * out_plane + q];
-      dp[static_cast<long long>(static_cast<std::uint32_t>(a) >> 16) * g.w + (a & 0xffff)] += dy[p * out_plane + q];
-    }
-  }
+  for (long long p = 0; p < planes; ++p)
+    for (int yy = 0; yy < g.h; ++yy)
+      for (int xx = 0; xx < g.w; ++xx)
+        dx[p * in_plane + static_cast<long long>(yy) * g.w + xx] =
+            window_max_grad(dy + p * out_plane, argmax + p * out_plane, g, sh, sw, yy, xx);
 }
+
+}  // namespace detail
+
+/// How a max-pool runs where it is not fused into the conv before it (see conv2d.hpp): on
+/// the GPU one thread per output forward, and backward one thread per input element (four
+/// consecutive ones, stored as one float4, where rows are a multiple of four) gathering the
+/// windows that hold it: every element written once, no zero fill, nothing atomic, the same
+/// sums as the CPU. The CPU: OpenMP over planes, the same functions.
+enum class pool_kernel { one_thread_per_output };
+
+struct pool_path {
+  pool_kernel kernel = pool_kernel::one_thread_per_output;
+  bool on_gpu = false;
+  int backward_vector = 1;  // input elements per backward thread: 4 where rows allow (and the tensors are aligned)
+  std::string describe() const {
+    if (!on_gpu) return "CPU loop over planes";
+    return backward_vector == 4 ? "one thread per output, back one thread per 4 inputs gathering their windows"
+                                : "one thread per output, back one thread per input gathering its windows";
+  }
+};
+
+namespace detail {
 
 template <class T>
 void pool_forward_impl(const cpu_executor& exec, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
   pool_forward_cpu(exec, g, x, y, argmax);
 }
 template <class T>
-void pool_backward_impl(const cpu_executor& exec, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
-                        T* dx) {
+void pool_backward_impl(const cpu_executor& exec, const pool_geometry& g, const pool_path&, const T* dy,
+                        const std::int32_t* argmax, T* dx) {
   pool_backward_cpu(exec, g, dy, argmax, dx);
 }
 
@@ -131,8 +188,8 @@ void pool_backward_impl(const cpu_executor& exec, const pool_geometry& g, const 
 // Defined in maxpool2d.cuh.
 inline void pool_forward_impl(const cuda_executor& exec, const pool_geometry& g, const float* x, float* y,
                               std::int32_t* argmax);
-inline void pool_backward_impl(const cuda_executor& exec, const pool_geometry& g, const float* dy,
-                               const std::int32_t* argmax, float* dx);
+inline void pool_backward_impl(const cuda_executor& exec, const pool_geometry& g, const pool_path& path,
+                               const float* dy, const std::int32_t* argmax, float* dx);
 #else
 GPUKIT_GPU_ONLY_STUB(pool_forward_impl)
 GPUKIT_GPU_ONLY_STUB(pool_backward_impl)
@@ -140,29 +197,19 @@ GPUKIT_GPU_ONLY_STUB(pool_backward_impl)
 
 }  // namespace detail
 
-/// How a max-pool runs where it is not fused into the conv before it (see conv2d.hpp):
-/// one GPU thread per output (the CPU: OpenMP over planes), the backward pass a zero fill
-/// and a scatter to each argmax (atomic only when windows overlap). Both passes move each
-/// element once: the memory-traffic floor.
-enum class pool_kernel { one_thread_per_output };
-
-struct pool_path {
-  pool_kernel kernel = pool_kernel::one_thread_per_output;
-  bool on_gpu = false;
-  bool atomic_scatter = false;  // overlapping windows
-  std::string describe() const {
-    if (!on_gpu) return "CPU loop over planes";
-    return atomic_scatter ? "one thread per output, atomic scatter back" : "one thread per output";
-  }
-};
-
 /// The pooling path for `g` on `t` (the one selection function of the max-pool layer).
 inline pool_path choose_pool_path(const detail::pool_geometry& g, const path_target& t) {
   pool_path p;
   p.on_gpu = t.gpu;
-  p.atomic_scatter = t.gpu && g.overlapping();
+  if (t.gpu && g.w % 4 == 0) p.backward_vector = 4;
   return p;
 }
+
+namespace detail {
+/// The machine a standalone call's path is chosen for.
+inline path_target pool_target(const cpu_executor&) { return path_target::cpu(); }
+inline path_target pool_target(const cuda_executor&) { return path_target::current_gpu(); }
+}  // namespace detail
 
 /// y = max over each window of x, argmax = where it came from.
 template <class Exec, class X, class Y, class A>
@@ -197,7 +244,8 @@ void maxpool2d_backward(const Exec& exec, const maxpool2d& pool, const DY& dy, c
   const shape4 out = pool.output_shape(dxv.shape, where);
   detail::require_shape(where, "dy", dyv.shape, out);
   detail::require_shape(where, "argmax", av.shape, out);
-  detail::pool_backward_impl(exec, g, dyv.data, av.data, dxv.data);
+  detail::require(!gpukit::detail::overlaps(dxv.span(), dyv.span()), where, "arguments 'dx' and 'dy' overlap");
+  detail::pool_backward_impl(exec, g, choose_pool_path(g, detail::pool_target(exec)), dyv.data, av.data, dxv.data);
 }
 
 }  // namespace gpukit::nn

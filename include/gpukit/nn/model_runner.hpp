@@ -247,7 +247,8 @@ class model_runner {
           break;
         }
         case stage_kind::pool:
-          if (dx != nullptr) detail::pool_backward_impl(run_exec_, st.pool_geometry(batch), dy, buffers_[i].argmax.data(), dx);
+          if (dx != nullptr) detail::pool_backward_impl(run_exec_, st.pool_geometry(batch), bp.stages[i].pool, dy,
+                                                        buffers_[i].argmax.data(), dx);
           break;
         case stage_kind::avgpool:
           if (dx != nullptr) detail::avgpool_backward_impl(run_exec_, st.pool_geometry(batch), bp.stages[i].avg, dy, dx);

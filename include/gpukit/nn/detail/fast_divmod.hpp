@@ -17,6 +17,7 @@
 namespace gpukit::nn::detail {
 
 struct fast_divmod {
+  using index = int;
   int divisor = 1;
   unsigned multiplier = 0;
   unsigned shift = 0;  // p - 32
@@ -49,5 +50,27 @@ struct fast_divmod {
     r = n - q * divisor;
   }
 };
+
+/// The same interface with plain 64-bit division, for flat indices of tensors too large
+/// for fast_divmod (kernels are templated on the divider: fast where every index fits).
+struct wide_divmod {
+  using index = long long;
+  long long divisor = 1;
+
+  wide_divmod() = default;
+  explicit wide_divmod(long long d) : divisor(d) {
+    gpukit::detail::require(d >= 1, "gpukit::nn::detail::wide_divmod",
+                            "argument 'd' = " + std::to_string(d) + " must be at least 1");
+  }
+  GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE long long div(long long n) const { return n / divisor; }
+  GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE void divmod(long long n, long long& q, long long& r) const {
+    q = n / divisor;
+    r = n - q * divisor;
+  }
+};
+
+/// Whether flat indices up to `count` may use fast_divmod (int arithmetic): below 2^30, so
+/// that a grid-stride loop's next index cannot overflow either.
+constexpr bool fits_fast_divmod(long long count) noexcept { return count <= (1LL << 30); }
 
 }  // namespace gpukit::nn::detail
