@@ -107,10 +107,18 @@ template <class T>
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T window_max_grad(const T* dy_plane, const std::int32_t* argmax_plane,
                                                         const pool_geometry& g, const fast_divmod& sh,
                                                         const fast_divmod& sw, int y, int x) {
+  const std::int32_t here = pack_position(y, x);
+  if (!g.overlapping()) {  // at most one window holds (y, x): the sum below of one term, in fewer steps
+    int py, ry, px, rx;
+    sh.divmod(y, py, ry);
+    sw.divmod(x, px, rx);
+    if (ry >= g.kh || rx >= g.kw || py >= g.ph || px >= g.pw) return T(0);
+    const long long o = static_cast<long long>(py) * g.pw + px;
+    return argmax_plane[o] == here ? dy_plane[o] : T(0);
+  }
   int y0, y1, x0, x1;
   windows_holding(y, g.kh, sh, g.ph, y0, y1);
   windows_holding(x, g.kw, sw, g.pw, x0, x1);
-  const std::int32_t here = pack_position(y, x);
   T s = T(0);
   for (int py = y0; py <= y1; ++py)
     for (int px = x0; px <= x1; ++px) {
