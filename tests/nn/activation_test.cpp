@@ -9,6 +9,8 @@
 #endif
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 using namespace nn_test;
@@ -41,6 +43,32 @@ TEST_CASE("activation values: the kind reads as before, the slope is part of equ
   CHECK(nn::leaky_relu{}.negative_slope == 0.01f);  // PyTorch's default
   // The slope from the output is wrong for a GELU on purpose: NaN, never a plausible number.
   CHECK(std::isnan(nn::detail::activation_slope(nn::activation(nn::activation::gelu), 0.5)));
+}
+
+TEST_CASE("the epilogue forms apply every kind but the GELUs bit for bit, edge values included",
+          "[nn][activation]") {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const float values[] = {-inf, -3.5f, -1e-30f, -0.0f, 0.0f, 1e-30f, 0.75f, 40.0f, inf,
+                          std::numeric_limits<float>::quiet_NaN()};
+  const nn::activation kinds[] = {nn::activation::none, nn::activation::relu, nn::activation::leaky_relu(0.1f),
+                                  nn::activation::sigmoid, nn::activation::tanh};
+  const auto bits = [](float v) {
+    std::uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return u;
+  };
+  for (const nn::activation a : kinds) {
+    CAPTURE(nn::activation_name(a), a.negative_slope);
+    REQUIRE(nn::detail::fits_epilogue(a));
+    for (const float z : values) {
+      CAPTURE(z);
+      CHECK(bits(nn::detail::apply(nn::detail::epilogue_form(a), z)) == bits(nn::detail::activate(a, z)));
+    }
+  }
+  // leaky_relu(0) acts as relu there: 0 at -inf, where activate's 0 * z is NaN.
+  CHECK(nn::detail::apply(nn::detail::epilogue_form(nn::activation::leaky_relu(0.0f)), -inf) == 0.0f);
+  CHECK_FALSE(nn::detail::fits_epilogue(nn::activation::gelu));
+  CHECK_FALSE(nn::detail::fits_epilogue(nn::activation::gelu_tanh));
 }
 
 TEST_CASE("leaky relu fuses like relu, GELU never: the plan and Keras' table", "[nn][activation][model]") {

@@ -371,6 +371,53 @@ TEST_CASE("dense on the GPU agrees with the CPU (double) at every tiling, the se
   }
 }
 
+TEST_CASE("a GELU in a conv block or a dense layer on the GPU: the product, then a pass of it, as the CPU",
+          "[gpu][nn][conv2d][dense][activation]") {
+  gpu g;
+  using nn::activation;
+  SECTION("conv blocks, the pool after the GELU") {
+    const conv_case cases[] = {{2, 3, 20, 18, 32, {3, 3}, 1, 0, activation::gelu, nn::maxpool2d(2)},  // 27 taps
+                               {3, 16, 17, 19, 24, {3, 3}, 2, 1, activation::gelu_tanh, std::nullopt},
+                               {2, 8, 12, 12, 16, {3, 3}, 1, 1, activation::gelu, nn::maxpool2d(3, 2)}};
+    for (const conv_case& c : cases) {
+      CAPTURE(c.name());
+      const std::vector<float> x = random_vector<float>(c.in().size(), -1, 1, 261);
+      const std::vector<float> w = random_vector<float>(c.weights(), -0.5, 0.5, 262);
+      const std::vector<float> b = random_vector<float>(c.oc, -0.2, 0.2, 263);
+      const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b);
+      std::vector<double> y_ref(c.out().size());
+      std::vector<std::int32_t> argmax_ref(c.out().size());
+      nn::conv2d_block_forward(cpu, c.block(), view(xd, c.in()), wd, bd, view(y_ref, c.out()), view(argmax_ref, c.out()));
+      auto gx = g.upload(x, c.in()), gw = g.upload(w, {c.weights(), 1, 1, 1}), gb = g.upload(b, {c.oc, 1, 1, 1});
+      auto gy = g.zeros<float>(c.out());
+      auto gargmax = g.zeros<std::int32_t>(c.out());
+      nn::conv2d_block_forward(g.exec, c.block(), gx, gw.span(), gb.span(), gy, gargmax);
+      require_relative(g.download(gy.span()), y_ref, tolerance, "y");
+    }
+  }
+  SECTION("dense layers on each forward kernel, pre-activations kept") {
+    const dense_case cases[] = {{3, 20, 5, activation::gelu},          // one block
+                                {8, 5000, 64, activation::gelu_tanh},  // split-K
+                                {40, 1001, 150, activation::gelu}};    // implicit GEMM
+    for (const dense_case& c : cases) {
+      CAPTURE(c.n, c.in, c.out, nn::activation_name(c.act));
+      const nn::dense layer(c.in, c.out);
+      const shape4 xs{c.n, c.in, 1, 1}, ys{c.n, c.out, 1, 1};
+      const std::vector<float> x = random_vector<float>(xs.size(), -1, 1, 264);
+      const std::vector<float> w = random_vector<float>(c.in * c.out, -0.1, 0.1, 265);
+      const std::vector<float> b = random_vector<float>(c.out, -0.3, 0.3, 266);
+      const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b);
+      std::vector<double> y_ref(ys.size()), pre_ref(ys.size());
+      nn::dense_forward(cpu, layer, view(xd, xs), wd, bd, view(y_ref, ys), c.act, view(pre_ref, ys));
+      auto gx = g.upload(x, xs), gw = g.upload(w, {w.size(), 1, 1, 1}), gb = g.upload(b, {c.out, 1, 1, 1});
+      auto gy = g.zeros<float>(ys), gpre = g.zeros<float>(ys);
+      nn::dense_forward(g.exec, layer, gx, gw.span(), gb.span(), gy, c.act, gpre);
+      require_relative(g.download(gy.span()), y_ref, tolerance, "y");
+      require_relative(g.download(gpre.span()), pre_ref, tolerance, "pre-activation");
+    }
+  }
+}
+
 TEST_CASE("activation layers and losses on the GPU agree with the CPU", "[gpu][nn][activation][loss]") {
   gpu g;
   const shape4 s{37, 3, 1, 1};

@@ -236,6 +236,22 @@ TEST_CASE("choose_conv2d_path: the article's first layer, general convolutions, 
     CHECK(pixels == 12LL * 11);
     CHECK_FALSE(p.dgrad_zero_fill);
   }
+  SECTION("a GELU has no epilogue form: the implicit GEMM, then a pass of it, then the pool") {
+    const auto g = geometry({nn::conv2d(3, 32, 3), activation::gelu, nn::maxpool2d(2)}, {256, 3, 64, 64});
+    detail::conv2d_request r;
+    r.forward = detail::conv_forward_kind::direct;
+    for (const detail::conv2d_request& q : {detail::conv2d_request{}, r}) {
+      const auto p = nn::choose_conv2d_path(g, h200, false, q);  // the quad block otherwise (27 taps)
+      CHECK(p.forward == detail::conv_forward_kind::igemm);
+      CHECK(p.activation_pass == activation::gelu);
+      CHECK(p.pool_pass);
+      CHECK(p.describe().find(", then a gelu pass, then a pool pass") != std::string::npos);
+    }
+    const auto relu = geometry({nn::conv2d(64, 64, 3, 1, 1), activation::leaky_relu(0.1f), std::nullopt}, {8, 64, 8, 8});
+    CHECK(nn::choose_conv2d_path(relu, h200, false).activation_pass == activation::none);
+    const auto tanh = geometry({nn::conv2d(64, 64, 3, 1, 1), activation::gelu_tanh, std::nullopt}, {8, 64, 8, 8});
+    CHECK(nn::choose_conv2d_path(tanh, h200, false).describe().find("then a gelu_tanh pass |") != std::string::npos);
+  }
   SECTION("the CPU has one path") {
     const auto g = geometry({nn::conv2d(3, 8, 3), activation::none, std::nullopt}, {2, 3, 8, 8});
     CHECK(nn::choose_conv2d_path(g, nn::path_target::cpu(), true).describe() == "CPU blocked GEMM (implicit im2col, OpenMP)");
@@ -248,6 +264,10 @@ TEST_CASE("choose_dense_path: one block, split-K, the fused backward with Adam, 
   };
   CHECK(path(32, 128, 1).forward == detail::dense_forward_kind::small);
   CHECK(path(32, 128, 1).backward == detail::dense_backward_kind::small);
+  detail::dense_context gelu;
+  gelu.act = nn::activation::gelu;
+  CHECK(path(256, 1024, 1024, gelu).describe().find(", then a gelu pass |") != std::string::npos);
+  CHECK(path(32, 128, 1, gelu).describe().find("pass") == std::string::npos);  // the block applies it
   CHECK(path(256, 30752, 128).forward == detail::dense_forward_kind::splitk);
   detail::dense_context adam;
   adam.adam_available = true;

@@ -13,12 +13,10 @@
 #define GPUKIT_HOST_DEVICE __host__ __device__
 #define GPUKIT_DEVICE __device__
 #define GPUKIT_FORCEINLINE __forceinline__
-#define GPUKIT_NOINLINE __noinline__
 #else
 #define GPUKIT_HOST_DEVICE
 #define GPUKIT_DEVICE
 #define GPUKIT_FORCEINLINE inline
-#define GPUKIT_NOINLINE
 #endif
 
 // True while compiling device code (the second nvcc pass); host code and g++ see 0.

@@ -97,19 +97,6 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T gelu_tanh_argument(T z) {
   return T(gelu_tanh_scale) * (z + T(gelu_tanh_cubic) * z * z * z);
 }
 
-/// The GELUs' values, out of line under nvcc. The conv epilogues call activate() once per
-/// output whatever the kind; with the GELUs' erf and tanh inlined there, the implicit-GEMM
-/// conv forward passes ran 1.2 to 2.2 times slower with a ReLU than a build from before the
-/// GELUs and conv padding (H100, batch 256: allconv's second conv 62 us, 137 us inlined, 101 us
-/// out of line).
-/// Out of line takes back about half of it; the rest is not found yet. A call is never
-/// evaluated for a kind that does not take it.
-template <class T>
-GPUKIT_HOST_DEVICE GPUKIT_NOINLINE T gelu_value(activation_kind k, T z) {
-  if (k == activation_kind::gelu) return T(0.5) * z * (T(1) + erf_of(z * T(0.7071067811865476)));
-  return T(0.5) * z * (T(1) + cuda::std::tanh(gelu_tanh_argument(z)));
-}
-
 template <class T>
 GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T activate(activation a, T z) {
   switch (a.kind) {
@@ -117,9 +104,51 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T activate(activation a, T z) {
     case activation_kind::leaky_relu: return z > T(0) ? z : T(a.negative_slope) * z;
     case activation_kind::sigmoid: return stable_sigmoid(z);
     case activation_kind::tanh: return cuda::std::tanh(z);
-    case activation_kind::gelu:
-    case activation_kind::gelu_tanh: return gelu_value(a.kind, z);
+    case activation_kind::gelu: return T(0.5) * z * (T(1) + erf_of(z * T(0.7071067811865476)));
+    case activation_kind::gelu_tanh: return T(0.5) * z * (T(1) + cuda::std::tanh(gelu_tanh_argument(z)));
     default: return z;
+  }
+}
+
+/// An activation as a GEMM epilogue or a fused conv kernel applies it, once for each of the
+/// many outputs a thread holds: none, relu and leaky_relu as one piecewise-linear form
+/// (z > 0 ? z : below·z, below = 1, 0 or the slope), sigmoid and tanh by name, and nothing
+/// else. The GELUs have no epilogue form (fits_epilogue is false): a layer runs its product
+/// with no activation and then one elementwise pass of activate() over the output.
+/// Why: with every kind in the epilogue's per-output switch (the GELUs' erf and tanh inline,
+/// or a call), the implicit-GEMM conv forward ran 1.2 to 2.2 times slower with a ReLU than
+/// before the GELUs existed (H100, batch 256: allconv's second conv 62 us, 137 us inline,
+/// 101 us called).
+struct epilogue_activation {
+  enum class form : unsigned char { piecewise_linear, sigmoid, tanh };
+  form shape = form::piecewise_linear;
+  float below = 1.0f;  // piecewise_linear: the slope where z <= 0 (0 exactly: relu)
+};
+
+/// Whether `a` has an epilogue form (every kind but the GELUs).
+GPUKIT_HOST_DEVICE constexpr bool fits_epilogue(activation a) noexcept { return slope_from_output(a); }
+
+/// The epilogue form of `a`; the identity for the GELUs (the layer's pass applies them).
+GPUKIT_HOST_DEVICE constexpr epilogue_activation epilogue_form(activation a) noexcept {
+  using f = epilogue_activation::form;
+  switch (a.kind) {
+    case activation_kind::relu: return {f::piecewise_linear, 0.0f};
+    case activation_kind::leaky_relu: return {f::piecewise_linear, a.negative_slope};
+    case activation_kind::sigmoid: return {f::sigmoid, 0.0f};
+    case activation_kind::tanh: return {f::tanh, 0.0f};
+    default: return {f::piecewise_linear, 1.0f};
+  }
+}
+
+/// activate(a, z) for the `a` that `e` is the form of, bit for bit: relu gives 0 for every
+/// z <= 0, -inf and NaN included, as activate does (so does leaky_relu(0), which activate
+/// takes to 0·z).
+template <class T>
+GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T apply(epilogue_activation e, T z) {
+  switch (e.shape) {
+    case epilogue_activation::form::sigmoid: return stable_sigmoid(z);
+    case epilogue_activation::form::tanh: return cuda::std::tanh(z);
+    default: return z > T(0) ? z : (e.below == 0.0f ? T(0) : T(e.below) * z);
   }
 }
 

@@ -22,6 +22,7 @@
 #error "gpukit/nn/conv2d.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
 #endif
 
+#include "gpukit/nn/activation.hpp"
 #include "gpukit/nn/conv2d.hpp"
 #include "gpukit/nn/detail/conv_fast.cuh"
 #include "gpukit/nn/detail/conv_igemm.cuh"
@@ -50,6 +51,7 @@ __global__ void __launch_bounds__(conv_threads) conv_forward_kernel(const conv_f
   extern __shared__ __align__(16) float conv_smem[];
   const conv_geometry& g = a.g;
   const conv_tile& t = a.t;
+  const epilogue_activation act = epilogue_form(g.act);  // the path takes no GELU
   float* s_in = conv_smem;
   float* s_w = conv_smem + t.input_floats;
   float* s_out = s_w + t.weight_floats;
@@ -124,7 +126,7 @@ __global__ void __launch_bounds__(conv_threads) conv_forward_kernel(const conv_f
     for (int o = 0; o < ocb; ++o) {
       const int oc = oc0 + o;
       const float z = acc[o] + (oc < g.oc ? a.b[oc] : 0.0f);
-      s_out[(o * t.cth + cy) * t.ctw + cx] = activate(g.act, z);
+      s_out[(o * t.cth + cy) * t.ctw + cx] = apply(act, z);
     }
   }
   __syncthreads();
@@ -218,6 +220,11 @@ inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g,
     float* conv_out = pp.pool_pass ? scratch.at<float>(pp.conv_out_at) : yp;
     run_igemm(make_fprop_map(gp, xp, w, b, conv_out), pp.forward_gemm, scratch.at<float>(pp.forward_partial_at),
               exec.stream());
+    if (pp.activation_pass != activation::none) {
+      const std::size_t count = static_cast<std::size_t>(gp.n) * gp.oc * gp.oh * gp.ow;
+      gpukit::transform(exec, device_span<float>{conv_out, count}, activate_fn{pp.activation_pass},
+                device_span<const float>{conv_out, count});
+    }
     if (pp.pool_pass) pool_forward_impl(exec, pool_of_conv(gp), static_cast<const float*>(conv_out), yp, ap);
   });
 }

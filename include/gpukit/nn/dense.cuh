@@ -14,6 +14,7 @@
 #error "gpukit/nn/dense.cuh launches kernels and needs nvcc: compile this file as CUDA (.cu)"
 #endif
 
+#include "gpukit/nn/activation.hpp"
 #include "gpukit/nn/dense.hpp"
 #include "gpukit/nn/detail/dense_fast.cuh"
 #include "gpukit/nn/detail/dense_igemm.cuh"
@@ -53,19 +54,24 @@ inline void dense_forward_impl(const cuda_executor& exec, const dense_geometry& 
     gemm_args p;
     p.m = g.n, p.n = g.out, p.k = g.in;
     p.a = x, p.a_m = g.in, p.b = w, p.b_n = g.in, p.c = y, p.c_m = g.out;
-    p.bias = b, p.act = act, p.pre = pre;
-    return run_splitk(p, path.splitk, partial, exec.stream());
+    p.bias = b, p.act = epilogue_form(act), p.pre = pre;
+    run_splitk(p, path.splitk, partial, exec.stream());
+  } else {
+    for_each_row_piece(g, path, [&](const dense_geometry& gp, const dense_path& pp, int first) {
+      const long long at = static_cast<long long>(first);
+      dense_forward_map m;
+      m.m = gp.n, m.n = g.out, m.k = g.in;
+      m.a = x + at * g.in, m.a_m = g.in, m.a_k = 1;
+      m.b = w, m.b_k = 1, m.b_n = g.in;
+      m.c = y + at * g.out, m.c_m = g.out;
+      m.bias = b, m.act = epilogue_form(act), m.pre = pre != nullptr ? pre + at * g.out : nullptr;
+      run_igemm(m, pp.forward_gemm, partial, exec.stream());
+    });
   }
-  for_each_row_piece(g, path, [&](const dense_geometry& gp, const dense_path& pp, int first) {
-    const long long at = static_cast<long long>(first);
-    dense_forward_map m;
-    m.m = gp.n, m.n = g.out, m.k = g.in;
-    m.a = x + at * g.in, m.a_m = g.in, m.a_k = 1;
-    m.b = w, m.b_k = 1, m.b_n = g.in;
-    m.c = y + at * g.out, m.c_m = g.out;
-    m.bias = b, m.act = act, m.pre = pre != nullptr ? pre + at * g.out : nullptr;
-    run_igemm(m, pp.forward_gemm, partial, exec.stream());
-  });
+  if (!fits_epilogue(act)) {  // a GELU: the product above wrote z, and pre if asked
+    const std::size_t count = static_cast<std::size_t>(g.n) * g.out;
+    gpukit::transform(exec, device_span<float>{y, count}, activate_fn{act}, device_span<const float>{y, count});
+  }
 }
 
 inline void dense_backward_impl(const cuda_executor& exec, const dense_geometry& g, const dense_path& path,

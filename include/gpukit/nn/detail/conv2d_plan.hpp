@@ -262,6 +262,9 @@ struct conv2d_path {
   quad_plan quad{};
   igemm_config forward_gemm{};
   bool pool_pass = false;  // igemm with a pool: the pool is a pass over the conv output
+  // igemm with a GELU (no epilogue form, fits_epilogue): the product has no activation and a
+  // pass of this one follows over the conv output; none: the epilogue applies the activation
+  activation activation_pass = activation::none;
 
   conv_wgrad_kind wgrad = conv_wgrad_kind::igemm;
   wgrad_band_plan band{};
@@ -288,7 +291,11 @@ struct conv2d_path {
     switch (forward) {
       case conv_forward_kind::quad: s += "3x3 quad block, pool in registers (" + why_few_taps() + ")"; break;
       case conv_forward_kind::direct: s += "direct tiled, pool fused"; break;
-      default: s += "implicit GEMM " + forward_gemm.describe() + (pool_pass ? ", then a pool pass" : ""); break;
+      default:
+        s += "implicit GEMM " + forward_gemm.describe();
+        if (activation_pass != activation::none) s += ", then a " + std::string(activation_name(activation_pass)) + " pass";
+        if (pool_pass) s += ", then a pool pass";
+        break;
     }
     s += " | dw: ";
     s += wgrad == conv_wgrad_kind::band ? "band kernel, " + std::to_string(band.bands) + " bands (" + why_few_taps() + ")"
@@ -332,12 +339,14 @@ inline conv2d_path choose_conv2d_path(const conv_geometry& g, const path_target&
   if (r.forward) fwd = *r.forward;
   if (fwd == conv_forward_kind::quad && quad.icb == 0) fwd = conv_forward_kind::igemm;
   if (fwd == conv_forward_kind::direct && direct.icb == 0) fwd = conv_forward_kind::igemm;
+  if (!fits_epilogue(g.act)) fwd = conv_forward_kind::igemm;  // the others fuse epilogue forms only
   p.forward = fwd;
   p.quad = quad, p.direct = direct;
   scratch_plan fs;
   if (fwd == conv_forward_kind::igemm) {
     p.forward_gemm = choose_igemm(g.oc, pixels, taps, t, r.gemm);
     p.pool_pass = g.pooled;
+    if (!fits_epilogue(g.act)) p.activation_pass = g.act;
     p.conv_out_at = fs.add<float>(p.pool_pass ? static_cast<std::size_t>(pixels) * g.oc : 0);
     p.forward_partial_at = fs.add<float>(p.forward_gemm.partial_floats(g.oc, pixels));
   }

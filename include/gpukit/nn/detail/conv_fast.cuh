@@ -43,6 +43,7 @@ __global__ void __launch_bounds__(256, 2) conv_quad_forward_kernel(const conv_ge
   const int tid = static_cast<int>(threadIdx.x), tr = tid / quad_cols, tc = tid % quad_cols;
   const int iy0 = 2 * r0 - g.pad_h, ix0 = 2 * c0 - g.pad_w;
   const float* xn = x + static_cast<long long>(n) * g.ic * g.h * g.w;
+  const epilogue_activation act = epilogue_form(g.act);  // the path takes no GELU
 
   float acc[4][quad_oc], bias[quad_oc];
 #pragma unroll
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(256, 2) conv_quad_forward_kernel(const conv_ge
     if (oc >= g.oc) break;
     float z[4];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) z[k] = activate(g.act, acc[k][o] + bias[o]);
+    for (int k = 0; k < 4; ++k) z[k] = apply(act, acc[k][o] + bias[o]);
     if (g.pooled) {  // window order (0,0) (0,1) (1,0) (1,1), strict '>': the CPU's choice
       float best = z[0];
       int pick = 0;

@@ -38,7 +38,7 @@ struct conv_fprop_map {
   const float* x = nullptr;
   const float* bias = nullptr;
   float* y = nullptr;
-  activation act = activation::none;
+  epilogue_activation act{};  // the block's; the identity for a GELU (its pass follows)
   int h = 0, wd = 0, stride = 1, pad_h = 0, pad_w = 0, dil = 1, plane = 0, chw = 0, ohw = 0;
   fast_divmod by_ohw, by_ow, by_kk, by_kw;
 
@@ -82,7 +82,7 @@ struct conv_fprop_map {
     return {img * m * ohw + q, pix < n};
   }
   __device__ void store(const c_row& r, const c_col& c, float v) const {
-    if (r.ok && c.ok) y[r.off + c.off] = activate(act, v + r.bias);
+    if (r.ok && c.ok) y[r.off + c.off] = apply(act, v + r.bias);
   }
 };
 
@@ -266,7 +266,7 @@ struct conv_wgrad_map {
 inline conv_fprop_map make_fprop_map(const conv_geometry& g, const float* x, const float* w, const float* b, float* y) {
   conv_fprop_map p;
   p.m = g.oc, p.n = g.n * g.oh * g.ow, p.k = g.ic * g.kh * g.kw;
-  p.w = w, p.x = x, p.bias = b, p.y = y, p.act = g.act;
+  p.w = w, p.x = x, p.bias = b, p.y = y, p.act = epilogue_form(g.act);
   p.h = g.h, p.wd = g.w, p.stride = g.stride, p.pad_h = g.pad_h, p.pad_w = g.pad_w, p.dil = g.dil;
   p.plane = g.h * g.w, p.chw = g.ic * g.h * g.w, p.ohw = g.oh * g.ow;
   p.by_ohw = fast_divmod(p.ohw), p.by_ow = fast_divmod(g.ow), p.by_kk = fast_divmod(g.kh * g.kw),

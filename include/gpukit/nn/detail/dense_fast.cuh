@@ -39,7 +39,7 @@ struct gemm_args {
   float* c = nullptr;  // C(i, j) = c[i·c_m + j]
   long long c_m = 0;
   const float* bias = nullptr;
-  activation act = activation::none;
+  epilogue_activation act{};  // the identity for a GELU (the layer's pass follows)
   float* pre = nullptr;      // C before the activation, same indexing as c
   int k_chunk = 0;           // K per split (blockIdx.z)
   float* partial = nullptr;  // splits x m x n raw sums, when K is split
@@ -49,7 +49,7 @@ __device__ __forceinline__ void gemm_finish(const gemm_args& p, int i, int j, fl
   if (p.bias != nullptr) v += p.bias[j];
   const long long idx = static_cast<long long>(i) * p.c_m + j;
   if (p.pre != nullptr) p.pre[idx] = v;
-  p.c[idx] = activate(p.act, v);
+  p.c[idx] = apply(p.act, v);
 }
 
 inline constexpr int splitk_row = splitk_bk + 4;  // floats per staged row: the B reads stay conflict-free

@@ -64,14 +64,14 @@ struct dense_forward_map : strided_operands<true, true> {
   float* c = nullptr;  // C(i, j) = c[i·c_m + j]
   int c_m = 0;
   const float* bias = nullptr;
-  activation act = activation::none;
+  epilogue_activation act{};  // the identity for a GELU (the layer's pass follows)
   float* pre = nullptr;
   __device__ void store(const c_row& r, const c_col& col, float v) const {
     if (!r.ok || !col.ok) return;
     const long long at = static_cast<long long>(r.i) * c_m + col.j;
     v += bias[col.j];
     if (pre != nullptr) pre[at] = v;
-    c[at] = activate(act, v);
+    c[at] = apply(act, v);
   }
 };
 

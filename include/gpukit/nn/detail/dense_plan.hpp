@@ -149,6 +149,8 @@ struct dense_path {
         break;
       default: s += "implicit GEMM " + forward_gemm.describe(); break;
     }
+    if (forward != dense_forward_kind::small && !fits_epilogue(context.act))
+      s += ", then a " + std::string(activation_name(context.act)) + " pass";
     if (head_fused) return s + " | loss and backward: in one block with the forward";
     s += " | backward: ";
     switch (backward) {
