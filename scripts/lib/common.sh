@@ -7,7 +7,8 @@ GPUKIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$GPUKIT_ROOT/build}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-say() { printf '==> %s\n' "$*"; }
+# Each step's line says how long the script has run so far (where a long build's time goes).
+say() { printf '==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # A CUDA toolkit in the usual place works even when nvcc is not on PATH.
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
