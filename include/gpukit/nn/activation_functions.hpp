@@ -115,10 +115,10 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T activate(activation a, T z) {
 /// (z > 0 ? z : below·z, below = 1, 0 or the slope), sigmoid and tanh by name, and nothing
 /// else. The GELUs have no epilogue form (fits_epilogue is false): a layer runs its product
 /// with no activation and then one elementwise pass of activate() over the output.
-/// Why: with every kind in the epilogue's per-output switch (the GELUs' erf and tanh inline,
-/// or a call), the implicit-GEMM conv forward ran 1.2 to 2.2 times slower with a ReLU than
-/// before the GELUs existed (H100, batch 256: allconv's second conv 62 us, 137 us inline,
-/// 101 us called).
+/// Why: a tile's epilogue stays the size it had before the GELUs (no erf or tanh of theirs
+/// inlined per output, no call). It did not make the implicit-GEMM conv forward as fast as
+/// before them (H100, batch 256: allconv's second conv 62 us then, 113 us with this, 101 us
+/// with the GELUs called): that slowdown has another cause.
 struct epilogue_activation {
   enum class form : unsigned char { piecewise_linear, sigmoid, tanh };
   form shape = form::piecewise_linear;
