@@ -117,8 +117,9 @@ GPUKIT_HOST_DEVICE GPUKIT_FORCEINLINE T activate(activation a, T z) {
 /// with no activation and then one elementwise pass of activate() over the output.
 /// Why: a tile's epilogue stays the size it had before the GELUs (no erf or tanh of theirs
 /// inlined per output, no call). It did not make the implicit-GEMM conv forward as fast as
-/// before them (H100, batch 256: allconv's second conv 62 us then, 113 us with this, 101 us
-/// with the GELUs called): that slowdown has another cause.
+/// before them (H100, batch 256, one call: allconv's second conv 62 us then, 113 us with
+/// this; 101 us with the GELUs called, measured in another call): that slowdown has another
+/// cause.
 struct epilogue_activation {
   enum class form : unsigned char { piecewise_linear, sigmoid, tanh };
   form shape = form::piecewise_linear;

@@ -223,7 +223,7 @@ inline void conv_forward_impl(const cuda_executor& exec, const conv_geometry& g,
     if (pp.activation_pass != activation::none) {
       const std::size_t count = static_cast<std::size_t>(gp.n) * gp.oc * gp.oh * gp.ow;
       gpukit::transform(exec, device_span<float>{conv_out, count}, activate_fn{pp.activation_pass},
-                device_span<const float>{conv_out, count});
+                        device_span<const float>{conv_out, count});
     }
     if (pp.pool_pass) pool_forward_impl(exec, pool_of_conv(gp), static_cast<const float*>(conv_out), yp, ap);
   });
